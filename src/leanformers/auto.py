@@ -1,0 +1,196 @@
+"""The one registry: model_type -> config class, model class per head, tokenizer class. Auto* classes read it.
+
+Entries are strings so that reading the table imports nothing; a class is imported when first asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+
+from .errors import ConfigError, UnknownModelTypeError, refuse_remote_code
+
+
+@dataclass(frozen=True)
+class Architecture:
+    module: str                       # file under leanformers/models/
+    config: str                       # config class name
+    heads: dict = field(default_factory=dict)   # head name ("" = bare model) -> model class name
+    tokenizer: str = "PreTrainedTokenizerFast"  # tokenizer class name in leanformers.tokenization
+
+
+def _bert_like(prefix: str, extra: dict | None = None) -> dict:
+    heads = {
+        "": f"{prefix}Model", "MaskedLM": f"{prefix}ForMaskedLM",
+        "SequenceClassification": f"{prefix}ForSequenceClassification",
+        "MultipleChoice": f"{prefix}ForMultipleChoice", "TokenClassification": f"{prefix}ForTokenClassification",
+        "QuestionAnswering": f"{prefix}ForQuestionAnswering",
+    }
+    return {**heads, **(extra or {})}
+
+
+REGISTRY: dict[str, Architecture] = {
+    "bert": Architecture("bert", "BertConfig", _bert_like("Bert", {
+        "PreTraining": "BertForPreTraining", "NextSentencePrediction": "BertForNextSentencePrediction",
+        "CausalLM": "BertLMHeadModel"}), "BertTokenizerFast"),
+    "distilbert": Architecture("distilbert", "DistilBertConfig", _bert_like("DistilBert", {
+        "PreTraining": "DistilBertForMaskedLM"}), "DistilBertTokenizerFast"),
+    "roberta": Architecture("roberta", "RobertaConfig", _bert_like("Roberta", {
+        "PreTraining": "RobertaForMaskedLM", "CausalLM": "RobertaForCausalLM"}), "RobertaTokenizerFast"),
+    "xlm-roberta": Architecture("roberta", "XLMRobertaConfig", _bert_like("XLMRoberta", {
+        "PreTraining": "XLMRobertaForMaskedLM", "CausalLM": "XLMRobertaForCausalLM"}), "XLMRobertaTokenizerFast"),
+    "camembert": Architecture("roberta", "CamembertConfig", _bert_like("Camembert", {
+        "PreTraining": "CamembertForMaskedLM", "CausalLM": "CamembertForCausalLM"}), "CamembertTokenizerFast"),
+    "albert": Architecture("albert", "AlbertConfig", _bert_like("Albert", {
+        "PreTraining": "AlbertForPreTraining"}), "AlbertTokenizerFast"),
+    "electra": Architecture("electra", "ElectraConfig", _bert_like("Electra", {
+        "PreTraining": "ElectraForPreTraining", "CausalLM": "ElectraForCausalLM"}), "ElectraTokenizerFast"),
+}
+
+AUTO_HEADS = {
+    "AutoModel": "", "AutoModelForPreTraining": "PreTraining", "AutoModelForMaskedLM": "MaskedLM",
+    "AutoModelForSequenceClassification": "SequenceClassification",
+    "AutoModelForMultipleChoice": "MultipleChoice", "AutoModelForTokenClassification": "TokenClassification",
+    "AutoModelForQuestionAnswering": "QuestionAnswering", "AutoModelForCausalLM": "CausalLM",
+    "AutoModelForNextSentencePrediction": "NextSentencePrediction",
+}
+
+
+def supported_model_types() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def exported_class_modules() -> dict[str, str]:
+    """Public class name -> module (relative to the package) that defines it; used by the lazy top level."""
+    out = {}
+    for arch in REGISTRY.values():
+        for name in (arch.config, *arch.heads.values()):
+            out[name] = f"models.{arch.module}"
+        out[arch.tokenizer] = "tokenization"
+        out[arch.tokenizer.removesuffix("Fast")] = "tokenization"
+    out.update({name: "auto" for name in AUTO_HEADS})
+    return out
+
+
+def architecture(model_type: str | None) -> Architecture:
+    if model_type not in REGISTRY:
+        raise UnknownModelTypeError(
+            f"Unknown model_type {model_type!r}. leanformers supports: {', '.join(supported_model_types())}. "
+            f"Check the 'model_type' of config.json.")
+    return REGISTRY[model_type]
+
+
+def _import(module: str, name: str):
+    return getattr(importlib.import_module(f"leanformers.{module}"), name)
+
+
+class AutoConfig:
+    """Picks the config class from the `model_type` of config.json."""
+
+    def __init__(self):
+        raise TypeError("AutoConfig is not instantiated: use AutoConfig.from_pretrained(...) or .for_model(...).")
+
+    @staticmethod
+    def config_class(model_type: str):
+        arch = architecture(model_type)
+        return _import(f"models.{arch.module}", arch.config)
+
+    @classmethod
+    def for_model(cls, model_type: str, *args, **kwargs):
+        return cls.config_class(model_type)(*args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        from .configuration import PretrainedConfig
+
+        if kwargs.pop("trust_remote_code", False):
+            refuse_remote_code()
+        return_unused = kwargs.pop("return_unused_kwargs", False)
+        config_dict, kwargs = PretrainedConfig.get_config_dict(pretrained_model_name_or_path, **kwargs)
+        if "model_type" not in config_dict:
+            raise ConfigError(f"The config of {pretrained_model_name_or_path} has no 'model_type'; add one of "
+                              f"{', '.join(supported_model_types())} to config.json.")
+        config_cls = cls.config_class(config_dict["model_type"])
+        config, unused = config_cls.from_dict(config_dict, return_unused_kwargs=True, **kwargs)
+        config.name_or_path = str(pretrained_model_name_or_path)
+        return (config, unused) if return_unused else config
+
+    @staticmethod
+    def register(model_type: str, config_class, exist_ok: bool = False):
+        raise ConfigError("Registering new model types is not supported; leanformers runs only its own code.")
+
+
+class _AutoModel:
+    """Base of AutoModel*: the head is fixed by the subclass, the architecture by config.model_type."""
+
+    head = ""
+
+    def __init__(self):
+        raise TypeError(f"{type(self).__name__} is not instantiated: use .from_pretrained(...) or .from_config(...).")
+
+    @classmethod
+    def model_class(cls, config):
+        arch = architecture(config.model_type)
+        if cls.head not in arch.heads:
+            known = ", ".join(f"AutoModelFor{h}" if h else "AutoModel" for h in arch.heads)
+            raise ConfigError(f"{cls.__name__} has no '{config.model_type}' model; for '{config.model_type}' use "
+                              f"one of: {known}.")
+        return _import(f"models.{arch.module}", arch.heads[cls.head])
+
+    @classmethod
+    def from_config(cls, config, **kwargs):
+        return cls.model_class(config).from_config(config, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        from .hub import HUB_KWARGS
+
+        if kwargs.pop("trust_remote_code", False):
+            refuse_remote_code()
+        config = kwargs.pop("config", None)
+        if config is None:
+            hub_kwargs = {k: v for k, v in kwargs.items() if k in HUB_KWARGS}
+            source = pretrained_model_name_or_path
+            if os.path.isfile(str(source)):
+                source = os.path.dirname(os.path.abspath(str(source)))
+            config = AutoConfig.from_pretrained(source, **hub_kwargs)
+        return cls.model_class(config).from_pretrained(pretrained_model_name_or_path, *model_args, config=config,
+                                                       **kwargs)
+
+
+AutoModel = type("AutoModel", (_AutoModel,), {"head": ""})
+for _name, _head in AUTO_HEADS.items():
+    globals()[_name] = type(_name, (_AutoModel,), {"head": _head, "__doc__": f"Loads the {_head or 'base'} model."})
+
+
+class AutoTokenizer:
+    """Picks the tokenizer class from tokenizer_config.json (`tokenizer_class`), else from the model_type."""
+
+    def __init__(self):
+        raise TypeError("AutoTokenizer is not instantiated: use AutoTokenizer.from_pretrained(...).")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *inputs, **kwargs):
+        from . import tokenization
+
+        if kwargs.pop("trust_remote_code", False):
+            refuse_remote_code()
+        kwargs.pop("use_fast", None)  # every tokenizer here is backed by the Rust `tokenizers` engine
+        config = kwargs.pop("config", None)
+        name = tokenization.tokenizer_class_name(pretrained_model_name_or_path, **kwargs)
+        if name is None:
+            if config is None:
+                config = _try_config(pretrained_model_name_or_path, kwargs)
+            model_type = getattr(config, "model_type", None)
+            name = REGISTRY[model_type].tokenizer if model_type in REGISTRY else "PreTrainedTokenizerFast"
+        return tokenization.tokenizer_class(name).from_pretrained(pretrained_model_name_or_path, *inputs, **kwargs)
+
+
+def _try_config(path, kwargs):
+    from .hub import HUB_KWARGS
+
+    try:
+        return AutoConfig.from_pretrained(path, **{k: v for k, v in kwargs.items() if k in HUB_KWARGS})
+    except (OSError, ConfigError):
+        return None

@@ -1,0 +1,214 @@
+"""PretrainedConfig: the `config.json` of a checkpoint as a small Python object.
+
+Field names and defaults follow the Hugging Face configs, so a `config.json` written by either library loads in the
+other. Keys this library does not know are kept as attributes and written back unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from typing import Any
+
+from . import __version__
+from .errors import ConfigError, refuse_remote_code
+
+CONFIG_NAME = "config.json"
+
+# Attributes every config carries, whatever its model type.
+COMMON_DEFAULTS: dict[str, Any] = {
+    "architectures": None,
+    "output_hidden_states": False,
+    "output_attentions": False,
+    "return_dict": True,
+    "dtype": None,
+    "chunk_size_feed_forward": 0,
+    "is_encoder_decoder": False,
+    "is_decoder": False,
+    "add_cross_attention": False,
+    "tie_word_embeddings": True,
+    "problem_type": None,
+    "pad_token_id": None,
+    "bos_token_id": None,
+    "eos_token_id": None,
+}
+
+# Keys that only describe the file, never the model.
+_FILE_ONLY_KEYS = ("transformers_version", "leanformers_version", "_commit_hash", "torch_dtype", "model_type")
+_PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
+
+
+class PretrainedConfig:
+    """Base configuration. Subclasses set `model_type` and their own `defaults`; `attribute_map` gives aliases."""
+
+    model_type: str = ""
+    defaults: dict[str, Any] = {}
+    attribute_map: dict[str, str] = {}
+
+    def __init__(self, **kwargs):
+        kwargs = dict(kwargs)
+        for key in _FILE_ONLY_KEYS:
+            value = kwargs.pop(key, None)
+            if key == "torch_dtype" and value is not None and kwargs.get("dtype") is None:
+                kwargs["dtype"] = value
+        num_labels = kwargs.pop("num_labels", None)
+        self._name_or_path = str(kwargs.pop("name_or_path", kwargs.pop("_name_or_path", "")))
+        for key, value in {**COMMON_DEFAULTS, **self.defaults}.items():
+            setattr(self, key, copy.deepcopy(value))
+        id2label = kwargs.pop("id2label", None)
+        label2id = kwargs.pop("label2id", None)
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+        self._set_labels(id2label, label2id, num_labels)
+        if self.problem_type not in _PROBLEM_TYPES:
+            raise ConfigError(f"problem_type={self.problem_type!r} is not one of {_PROBLEM_TYPES[1:]}.")
+
+    # ------------------------------------------------------------------ aliases and labels
+    def __setattr__(self, key, value):
+        key = type(self).attribute_map.get(key, key)
+        super().__setattr__(key, value)
+
+    def __getattr__(self, key):
+        # Only called when normal lookup fails: resolve an alias such as `n_embd` -> `hidden_size`.
+        alias = type(self).attribute_map.get(key)
+        if alias is not None:
+            return getattr(self, alias)
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{key}'")
+
+    def _set_labels(self, id2label, label2id, num_labels):
+        if id2label is not None:
+            self.id2label = {int(k): v for k, v in id2label.items()}
+            if num_labels is not None and num_labels != len(self.id2label):
+                self.num_labels = num_labels
+        else:
+            self.num_labels = num_labels if num_labels is not None else 2
+        if label2id is not None and len(label2id) == len(self.id2label):
+            self.label2id = {k: int(v) for k, v in label2id.items()}
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+    @num_labels.setter
+    def num_labels(self, n: int):
+        if getattr(self, "id2label", None) is None or len(self.id2label) != n:
+            self.id2label = {i: f"LABEL_{i}" for i in range(n)}
+            self.label2id = {v: k for k, v in self.id2label.items()}
+
+    @property
+    def name_or_path(self) -> str:
+        return self._name_or_path
+
+    @name_or_path.setter
+    def name_or_path(self, value):
+        self._name_or_path = str(value)
+
+    @property
+    def use_return_dict(self) -> bool:
+        return self.return_dict
+
+    # ------------------------------------------------------------------ dict / json
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if not k.startswith("_")}
+        out["model_type"] = self.model_type
+        if out.get("dtype") is not None and not isinstance(out["dtype"], str):
+            out["dtype"] = str(out["dtype"]).replace("torch.", "")
+        out["leanformers_version"] = __version__
+        return out
+
+    def to_diff_dict(self) -> dict[str, Any]:
+        """Only what differs from a fresh config of this class (plus the keys that identify the file)."""
+        base = type(self)().to_dict()
+        keep = {"model_type", "leanformers_version", "architectures", "id2label", "label2id"}
+        return {k: v for k, v in self.to_dict().items() if k in keep or k not in base or base[k] != v}
+
+    def to_json_string(self, use_diff: bool = True) -> str:
+        data = self.to_diff_dict() if use_diff else self.to_dict()
+        if "id2label" in data:
+            data["id2label"] = {str(k): v for k, v in data["id2label"].items()}
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, path, use_diff: bool = True):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.to_json_string(use_diff=use_diff))
+
+    def update(self, values: dict[str, Any]):
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    def __eq__(self, other):
+        return isinstance(other, PretrainedConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        return f"{type(self).__name__} {self.to_json_string(use_diff=False)}"
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], return_unused_kwargs: bool = False, **kwargs):
+        config = cls(**{**config_dict, **_config_kwargs(cls, kwargs)})
+        unused = {k: v for k, v in kwargs.items() if not _is_config_key(cls, k)}
+        return (config, unused) if return_unused_kwargs else config
+
+    @classmethod
+    def from_json_file(cls, path):
+        return cls(**read_json(path))
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Read `config.json` of a folder, a file or a hub repo. Returns (config dict, kwargs not used to find it)."""
+        from .hub import HUB_KWARGS, resolve_file
+
+        hub_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in HUB_KWARGS}
+        path = str(pretrained_model_name_or_path)
+        if os.path.isfile(path):
+            config_file = path
+        else:
+            config_file = resolve_file(path, kwargs.pop("_config_file_name", CONFIG_NAME), **hub_kwargs)
+        return read_json(config_file), kwargs
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        return_unused = kwargs.pop("return_unused_kwargs", False)
+        if kwargs.pop("trust_remote_code", False):
+            refuse_remote_code()
+        config_dict, kwargs = cls.get_config_dict(pretrained_model_name_or_path, **kwargs)
+        found = config_dict.get("model_type")
+        if cls.model_type and found and found != cls.model_type:
+            raise ConfigError(
+                f"{pretrained_model_name_or_path} holds a '{found}' config, not '{cls.model_type}'. "
+                f"Load it with AutoConfig.from_pretrained instead."
+            )
+        config, unused = cls.from_dict(config_dict, return_unused_kwargs=True, **kwargs)
+        config.name_or_path = pretrained_model_name_or_path
+        return (config, unused) if return_unused else config
+
+    def save_pretrained(self, save_directory, **_ignored):
+        if os.path.isfile(save_directory):
+            raise ConfigError(f"save_pretrained expects a folder, but {save_directory} is a file.")
+        os.makedirs(save_directory, exist_ok=True)
+        self.to_json_file(os.path.join(save_directory, CONFIG_NAME), use_diff=False)
+
+
+def read_json(path) -> dict[str, Any]:
+    """Read a JSON object from disk with errors that name the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}). Re-download or fix the file.") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not a UTF-8 text file; is it really a config.json?") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} holds a JSON {type(data).__name__}, expected an object of settings.")
+    return data
+
+
+def _is_config_key(cls, key: str) -> bool:
+    return key in COMMON_DEFAULTS or key in cls.defaults or key in cls.attribute_map or key in (
+        "num_labels", "id2label", "label2id", "torch_dtype", "dtype")
+
+
+def _config_kwargs(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if _is_config_key(cls, k)}
+

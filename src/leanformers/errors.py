@@ -1,0 +1,28 @@
+"""Exceptions raised by leanformers. Each message names the problem and the fix."""
+
+
+class ConfigError(ValueError):
+    """A configuration is malformed or does not fit what was asked of it."""
+
+
+class UnknownModelTypeError(ConfigError):
+    """A `model_type` (or model class name) that leanformers does not implement."""
+
+
+class ResourceNotFoundError(OSError):
+    """A folder, file or hub repo could not be found (locally, in the cache, or on the hub)."""
+
+
+class CheckpointError(ValueError):
+    """A weights file is damaged, truncated, or does not fit the model (wrong shapes, unsafe paths)."""
+
+
+class TokenizerError(ValueError):
+    """A tokenizer was called with input or options it cannot honour."""
+
+
+def refuse_remote_code():
+    raise ConfigError(
+        "trust_remote_code=True is not supported: leanformers never runs code from a checkpoint. "
+        "Use a model type that leanformers implements (see leanformers.auto.supported_model_types())."
+    )

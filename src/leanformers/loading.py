@@ -1,0 +1,208 @@
+"""from_pretrained for models: the config, the files, a meta-device build, then memory-mapped weights assigned in.
+
+Weights the checkpoint has are never initialised; only the missing ones (a new head) are, and they are reported.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+
+import torch
+from torch import nn
+
+from .checkpoint import find_weight_files, load_weight_file
+from .configuration import PretrainedConfig
+from .errors import CheckpointError, ConfigError
+from .hub import HUB_KWARGS
+from .modeling import _as_dtype, checkpoint_dtype, rename_checkpoint_keys
+
+logger = logging.getLogger("leanformers")
+
+# keywords that Transformers accepts and that change nothing here
+_IGNORED = ("low_cpu_mem_usage", "offload_folder", "offload_state_dict", "max_memory", "_from_auto", "_from_pipeline",
+            "mirror", "variant", "tqdm_class", "key_mapping", "adapter_kwargs", "use_flash_attention_2")
+
+
+def load_pretrained(cls, path, model_args, config, kwargs):
+    kwargs = dict(kwargs)
+    hub_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in HUB_KWARGS}
+    hub_kwargs.pop("_commit_hash", None)
+    legacy_token = hub_kwargs.pop("use_auth_token", None)
+    hub_kwargs.setdefault("token", legacy_token)
+    options = {k: kwargs.pop(k, None) for k in (
+        "dtype", "torch_dtype", "device_map", "device", "state_dict", "output_loading_info",
+        "ignore_mismatched_sizes", "use_safetensors", "attn_implementation", "gguf_file")}
+    for key in _IGNORED:
+        kwargs.pop(key, None)
+    config = _resolve_config(cls, path, config, hub_kwargs, kwargs)
+    if options["attn_implementation"]:
+        config._attn_implementation = options["attn_implementation"]
+    if options["gguf_file"]:
+        raise ConfigError(f"gguf_file={options['gguf_file']!r}: GGUF checkpoints are not supported yet.")
+
+    state_dict = options["state_dict"]
+    files = [] if state_dict is not None else find_weight_files(path, hub_kwargs, options["use_safetensors"])
+    dtype = _resolve_dtype(options["dtype"] if options["dtype"] is not None else options["torch_dtype"],
+                           config, files, state_dict)
+    device = _resolve_device(options["device_map"], options["device"])
+    config.dtype = dtype
+
+    with torch.device("meta"):
+        model = cls(config, *model_args)
+    report = _load_weights(model, files, state_dict, dtype, device, bool(options["ignore_mismatched_sizes"]))
+    model.tie_weights()
+    model.eval()
+    _log_report(model, path, report)
+    if model.can_generate():
+        _attach_generation_config(model, path, hub_kwargs)
+    return (model, report) if options["output_loading_info"] else model
+
+
+def _resolve_config(cls, path, config, hub_kwargs, kwargs) -> PretrainedConfig:
+    """The model's config: given, a path to one, or read beside the weights; then keyword overrides applied."""
+    if isinstance(config, PretrainedConfig):
+        config = copy.deepcopy(config)
+        for key in [k for k in kwargs if hasattr(config, k) or k in ("num_labels", "id2label", "label2id")]:
+            setattr(config, key, kwargs.pop(key))
+    else:
+        source = config if config is not None else path
+        if config is None and os.path.isfile(str(path)):
+            source = os.path.dirname(os.path.abspath(str(path)))
+        config_dict, _ = cls.config_class.get_config_dict(source, **hub_kwargs)
+        config, kwargs_left = cls.config_class.from_dict(config_dict, return_unused_kwargs=True, **kwargs)
+        kwargs.clear()
+        kwargs.update(kwargs_left)
+        config.name_or_path = str(path)
+    if kwargs:
+        raise TypeError(f"{cls.__name__}.from_pretrained got unexpected keyword arguments {sorted(kwargs)}; they are "
+                        f"neither loading options nor attributes of {type(config).__name__}.")
+    return config
+
+
+def _resolve_dtype(dtype, config, files, state_dict) -> torch.dtype:
+    if dtype is None or dtype == "auto":  # Transformers 5 reads the dtype of the checkpoint by default
+        dtype = config.dtype
+        if dtype is None and state_dict is not None:
+            dtype = next((t.dtype for t in state_dict.values() if t.is_floating_point()), None)
+        if dtype is None:
+            dtype = checkpoint_dtype(files)
+    return _as_dtype(dtype) or torch.get_default_dtype()
+
+
+def _resolve_device(device_map, device) -> torch.device:
+    target = device if device is not None else device_map
+    if isinstance(target, dict):
+        placements = set(target.values())
+        if len(placements) != 1:
+            raise ConfigError(f"device_map={target} splits the model over several devices; only a single "
+                              f"device is supported. Use device_map='auto' or one device.")
+        target = placements.pop()
+    if target is None or target == "cpu":
+        return torch.device("cpu")
+    if target == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(target, int):
+        return torch.device("cuda", target)
+    return torch.device(target)
+
+
+def _load_weights(model, files, state_dict, dtype, device, ignore_mismatched) -> dict:
+    report = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
+    state = {}
+    for file in files or [None]:
+        part = load_weight_file(file) if file is not None else dict(state_dict)
+        state.update(_fit_prefix(model, rename_checkpoint_keys(type(model), part)))
+    expected = model.state_dict(keep_vars=True)
+    _restore_tied_sources(model, state)
+    for key in [k for k in state if k not in expected]:
+        state.pop(key)
+        if not _matches_any(key, model._keys_to_ignore_on_load_unexpected):
+            report["unexpected_keys"].append(key)
+    for key, tensor in list(state.items()):
+        want = expected[key]
+        if tuple(tensor.shape) != tuple(want.shape):
+            if not ignore_mismatched:
+                raise CheckpointError(
+                    f"Weight '{key}' has shape {tuple(tensor.shape)} in the checkpoint but {tuple(want.shape)} in "
+                    f"{type(model).__name__}. The config does not match the weights; fix the config, or pass "
+                    f"ignore_mismatched_sizes=True to re-initialise this weight (e.g. a new num_labels).")
+            report["mismatched_keys"].append((key, tuple(tensor.shape), tuple(want.shape)))
+            state.pop(key)
+            continue
+        cast = dtype if tensor.is_floating_point() and want.is_floating_point() else tensor.dtype
+        state[key] = tensor.to(device=device, dtype=cast)
+    model.load_state_dict(state, strict=False, assign=True)
+    tied_targets = set(model.tied_weight_pairs())
+    report["missing_keys"] = [k for k in expected if k not in state and k not in tied_targets
+                              and not _matches_any(k, model._keys_to_ignore_on_load_missing)]
+    _materialize_missing(model, dtype, device)
+    return report
+
+
+def _fit_prefix(model, state: dict) -> dict:
+    """Add or strip `base_model_prefix` so a base checkpoint loads into a head model and the other way round."""
+    prefix = model.base_model_prefix
+    if not prefix:
+        return state
+    dotted = prefix + "."
+    has_prefixed = any(k.startswith(dotted) for k in state)
+    if hasattr(model, prefix) and not has_prefixed:
+        base_keys = set(getattr(model, prefix).state_dict(keep_vars=True))
+        return {(dotted + k if k in base_keys else k): v for k, v in state.items()}
+    if not hasattr(model, prefix) and has_prefixed:
+        return {k[len(dotted):] if k.startswith(dotted) else k: v for k, v in state.items()}
+    return state
+
+
+def _restore_tied_sources(model, state: dict):
+    """A checkpoint may hold only the tied copy (e.g. the decoder) and not its source: load it as the source."""
+    for target, source in model.tied_weight_pairs().items():
+        if source not in state and target in state:
+            state[source] = state[target]
+        state.pop(target, None)
+
+
+def _materialize_missing(model: nn.Module, dtype, device):
+    """Give every tensor still on the meta device real storage and initialise it, keeping its loaded siblings."""
+    for module in model.modules():
+        own = {**dict(module.named_parameters(recurse=False)), **dict(module.named_buffers(recurse=False))}
+        if not any(t.is_meta for t in own.values()):
+            continue
+        loaded = {name: t for name, t in own.items() if not t.is_meta}
+        module.to_empty(device=device, recurse=False)
+        model._init_weights(module)
+        for name, tensor in loaded.items():
+            setattr(module, name, tensor)
+        for name, param in module.named_parameters(recurse=False):
+            if name not in loaded and param.is_floating_point():
+                param.data = param.data.to(dtype)
+    model.tie_weights()
+
+
+def _matches_any(key: str, patterns) -> bool:
+    return any(re.search(p, key) for p in patterns)
+
+
+def _log_report(model, path, report):
+    name = type(model).__name__
+    if report["missing_keys"]:
+        logger.warning(f"Some weights of {name} were not in the checkpoint at {path} and are newly initialized: "
+                       f"{report['missing_keys']}\nYou should probably train this model on a downstream task before "
+                       f"using it for predictions and inference.")
+    if report["mismatched_keys"]:
+        shapes = "\n".join(f"- {k}: checkpoint {a}, model {b}" for k, a, b in report["mismatched_keys"])
+        logger.warning(f"Some weights of {name} were re-initialized because their shapes differ:\n{shapes}")
+    if report["unexpected_keys"]:
+        logger.info(f"Weights of the checkpoint at {path} not used by {name}: {report['unexpected_keys']}")
+
+
+def _attach_generation_config(model, path, hub_kwargs):
+    from .generation.config import GenerationConfig
+
+    try:
+        model.generation_config = GenerationConfig.from_pretrained(path, **hub_kwargs)
+    except OSError:
+        model.generation_config = GenerationConfig.from_model_config(model.config)

@@ -1,0 +1,208 @@
+"""PreTrainedModel: build on the meta device, assign memory-mapped weights, tie, save like Transformers."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+
+import torch
+from torch import nn
+
+from .checkpoint import find_weight_files, load_weight_file, read_safetensors_dtype, save_state_dict
+from .configuration import PretrainedConfig
+from .errors import CheckpointError, ConfigError, refuse_remote_code
+from .hub import HUB_KWARGS
+
+logger = logging.getLogger("leanformers")
+
+# Old BERT-era checkpoints name LayerNorm parameters gamma/beta.
+LEGACY_RENAMES = ((r"(?<=LayerNorm)\.gamma$", ".weight"), (r"(?<=LayerNorm)\.beta$", ".bias"))
+
+
+class PreTrainedModel(nn.Module):
+    """Base of every model: loading, saving, weight tying and initialisation of weights a checkpoint lacks."""
+
+    config_class = PretrainedConfig
+    base_model_prefix = ""
+    main_input_name = "input_ids"
+    # {target parameter: source parameter}, tied when config.tie_word_embeddings is true
+    _tied_weights_keys: dict[str, str] = {}
+    # (regex, replacement) applied to checkpoint keys before loading; old names -> attribute paths
+    _checkpoint_renames: tuple = ()
+    # regexes of checkpoint keys dropped without a report (e.g. buffers older versions saved)
+    _keys_to_ignore_on_load_unexpected: tuple = ()
+    _keys_to_ignore_on_load_missing: tuple = ()
+
+    def __init__(self, config: PretrainedConfig, *args, **kwargs):
+        super().__init__()
+        if not isinstance(config, PretrainedConfig):
+            raise ConfigError(f"{type(self).__name__} needs a PretrainedConfig, got {type(config).__name__}. "
+                              f"Use {type(self).__name__}.from_pretrained(path) to load a checkpoint.")
+        self.config = config
+        self.name_or_path = config.name_or_path
+
+    def post_init(self):
+        """Called at the end of each model's __init__: initialise all weights, then tie them."""
+        with torch.no_grad():
+            self.apply(self._init_weights)
+        self.tie_weights()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        std = getattr(self.config, "initializer_range", 0.02)
+        if isinstance(module, nn.Linear):
+            module.weight.normal_(mean=0.0, std=std)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.normal_(mean=0.0, std=std)
+            if module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            if module.weight is not None:
+                module.weight.fill_(1.0)
+            if module.bias is not None:
+                module.bias.zero_()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def base_model(self) -> nn.Module:
+        return getattr(self, self.base_model_prefix, self)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(p.dtype for p in self.parameters() if p.is_floating_point())
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        return False
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        skip = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)} if exclude_embeddings else set()
+        return sum(p.numel() for p in self.parameters()
+                   if id(p) not in skip and (p.requires_grad or not only_trainable))
+
+    # ------------------------------------------------------------------ embeddings and tying
+    def get_input_embeddings(self) -> nn.Module:
+        base = self.base_model
+        if base is self:
+            raise NotImplementedError(f"{type(self).__name__} does not define get_input_embeddings().")
+        return base.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module):
+        base = self.base_model
+        if base is self:
+            raise NotImplementedError(f"{type(self).__name__} does not define set_input_embeddings().")
+        base.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return None
+
+    def tied_weight_pairs(self) -> dict[str, str]:
+        """{target: source} parameter names that share storage in this model."""
+        return dict(self._tied_weights_keys) if getattr(self.config, "tie_word_embeddings", False) else {}
+
+    def tie_weights(self):
+        for target, source in self.tied_weight_pairs().items():
+            parent_name, _, attr = target.rpartition(".")
+            setattr(self.get_submodule(parent_name), attr, self.get_parameter(source))
+
+    def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
+        from .resizing import resize_token_embeddings
+
+        return resize_token_embeddings(self, new_num_tokens, pad_to_multiple_of, mean_resizing)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, config: PretrainedConfig, **kwargs):
+        dtype = kwargs.pop("dtype", kwargs.pop("torch_dtype", None))
+        config = copy.deepcopy(config)
+        config.update(kwargs)
+        model = cls(config)
+        return model.to(_as_dtype(dtype)) if dtype not in (None, "auto") else model
+
+    _from_config = from_config
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, **kwargs):
+        """Load a checkpoint (folder, repo id, or weights file) into this class; see Transformers' keywords."""
+        from .loading import load_pretrained
+
+        if kwargs.pop("trust_remote_code", False):
+            refuse_remote_code()
+        return load_pretrained(cls, pretrained_model_name_or_path, model_args, config, kwargs)
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, save_directory, state_dict=None, safe_serialization: bool = True,
+                        max_shard_size="5GB", is_main_process: bool = True, **_ignored):
+        """Write config.json and the weights (sharded above `max_shard_size`) in a layout Transformers loads."""
+        if os.path.isfile(save_directory):
+            raise CheckpointError(f"save_pretrained expects a folder, but {save_directory} is a file.")
+        if not is_main_process:
+            return
+        os.makedirs(save_directory, exist_ok=True)
+        config = copy.deepcopy(self.config)
+        config.architectures = [type(self).__name__]
+        config.dtype = str(self.dtype).replace("torch.", "")
+        config.save_pretrained(save_directory)
+        generation_config = getattr(self, "generation_config", None)
+        if generation_config is not None and self.can_generate():
+            generation_config.save_pretrained(save_directory)
+        state = self._deduplicated_state(state_dict if state_dict is not None else self.state_dict())
+        save_state_dict(state, save_directory, max_shard_size=max_shard_size, safe_serialization=safe_serialization)
+
+    def _deduplicated_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Drop tied copies (safetensors refuses shared storage); keep the source name like Transformers."""
+        targets = set(self.tied_weight_pairs())
+        kept, seen = {}, {}
+        for key in sorted(state, key=lambda k: k in targets):
+            tensor = state[key].detach()
+            ident = (tensor.data_ptr(), tensor.shape, tensor.stride()) if tensor.device.type != "meta" else key
+            if ident in seen and key in targets:
+                continue
+            seen[ident] = key
+            kept[key] = tensor.cpu() if tensor.device.type != "cpu" else tensor
+        return {k: kept[k] for k in state if k in kept}
+
+
+def rename_checkpoint_keys(model_cls, state: dict) -> dict:
+    """Apply the legacy renames and the class's own (regex, replacement) table to checkpoint keys."""
+    rules = [(re.compile(p), r) for p, r in (*LEGACY_RENAMES, *model_cls._checkpoint_renames)]
+    if not rules:
+        return state
+    renamed = {}
+    for key, value in state.items():
+        for pattern, replacement in rules:
+            key = pattern.sub(replacement, key)
+        renamed[key] = value
+    return renamed
+
+
+def _as_dtype(dtype):
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    name = str(dtype).replace("torch.", "")
+    value = getattr(torch, name, None)
+    if not isinstance(value, torch.dtype):
+        raise ConfigError(f"dtype={dtype!r} is not a torch dtype; use e.g. torch.float32, 'bfloat16' or 'auto'.")
+    return value
+
+
+def checkpoint_dtype(files: list[str]):
+    """Floating dtype of the first weights file (read from its header when it is safetensors)."""
+    if files and files[0].endswith(".safetensors"):
+        return read_safetensors_dtype(files[0])
+    if files:
+        for tensor in load_weight_file(files[0]).values():
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return None
+
+
+__all__ = ["PreTrainedModel", "HUB_KWARGS", "rename_checkpoint_keys", "checkpoint_dtype", "find_weight_files"]

