@@ -12,6 +12,8 @@ FIXTURES = Path(os.environ.get("LEANFORMERS_FIXTURES", ROOT / "fixtures"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Test models are tiny: a second intra-op thread only spin-waits, and costs several times the CPU.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def fixture_path(*parts) -> Path:

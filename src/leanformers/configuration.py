@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
+import sys
 from typing import Any
 
 from . import __version__
@@ -37,6 +39,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
 # Keys that only describe the file, never the model.
 _FILE_ONLY_KEYS = ("transformers_version", "leanformers_version", "_commit_hash", "torch_dtype", "model_type")
 _PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
+# JSON has no inf/nan: both libraries write them as {"__float__": "Infinity"} so any JSON reader accepts the file.
+_FLOAT_TAG = "__float__"
+_SPECIAL_FLOATS = {"Infinity": float("inf"), "-Infinity": float("-inf"), "NaN": float("nan")}
 
 
 class PretrainedConfig:
@@ -60,9 +65,13 @@ class PretrainedConfig:
         label2id = kwargs.pop("label2id", None)
         for key, value in kwargs.items():
             setattr(self, key, value)
+        self.dtype = _dtype_value(self.dtype)
         self._set_labels(id2label, label2id, num_labels)
         if self.problem_type not in _PROBLEM_TYPES:
             raise ConfigError(f"problem_type={self.problem_type!r} is not one of {_PROBLEM_TYPES[1:]}.")
+        if self.problem_type == "single_label_classification" and self.num_labels == 1:
+            raise ConfigError("problem_type='single_label_classification' needs num_labels >= 2; for one output "
+                              "use problem_type='regression', for binary classification num_labels=2.")
 
     # ------------------------------------------------------------------ aliases and labels
     def __setattr__(self, key, value):
@@ -77,14 +86,16 @@ class PretrainedConfig:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{key}'")
 
     def _set_labels(self, id2label, label2id, num_labels):
+        # Like Transformers: JSON keys of id2label become ints, label2id is kept as given (None when absent),
+        # and an explicit num_labels that disagrees with id2label replaces both maps with LABEL_i names.
         if id2label is not None:
             self.id2label = {int(k): v for k, v in id2label.items()}
+            self.label2id = label2id
             if num_labels is not None and num_labels != len(self.id2label):
                 self.num_labels = num_labels
         else:
+            self.id2label = None
             self.num_labels = num_labels if num_labels is not None else 2
-        if label2id is not None and len(label2id) == len(self.id2label):
-            self.label2id = {k: int(v) for k, v in label2id.items()}
 
     @property
     def num_labels(self) -> int:
@@ -108,6 +119,18 @@ class PretrainedConfig:
     def use_return_dict(self) -> bool:
         return self.return_dict
 
+    @property
+    def torch_dtype(self):
+        """Older name of `dtype`, still written by many config.json files."""
+        return self.dtype
+
+    @torch_dtype.setter
+    def torch_dtype(self, value):
+        self.dtype = _dtype_value(value)
+
+    def __iter__(self):
+        return iter([k for k in self.__dict__ if not k.startswith("_")])
+
     # ------------------------------------------------------------------ dict / json
     def to_dict(self) -> dict[str, Any]:
         out = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if not k.startswith("_")}
@@ -125,9 +148,9 @@ class PretrainedConfig:
 
     def to_json_string(self, use_diff: bool = True) -> str:
         data = self.to_diff_dict() if use_diff else self.to_dict()
-        if "id2label" in data:
+        if data.get("id2label") is not None:
             data["id2label"] = {str(k): v for k, v in data["id2label"].items()}
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+        return json.dumps(_encode_floats(data), indent=2, sort_keys=True) + "\n"
 
     def to_json_file(self, path, use_diff: bool = True):
         with open(path, "w", encoding="utf-8") as f:
@@ -146,8 +169,17 @@ class PretrainedConfig:
     # ------------------------------------------------------------------ loading and saving
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], return_unused_kwargs: bool = False, **kwargs):
+        """Build from a dict; keyword arguments that name a setting (known, or present in the dict) override it."""
+        kwargs = {k: v for k, v in kwargs.items() if not (k in ("dtype", "torch_dtype") and v == "auto")}
         config = cls(**{**config_dict, **_config_kwargs(cls, kwargs)})
-        unused = {k: v for k, v in kwargs.items() if not _is_config_key(cls, k)}
+        unused = {}
+        for key, value in kwargs.items():
+            if _is_config_key(cls, key):
+                continue
+            if key in config.__dict__ and not key.startswith("_"):
+                setattr(config, key, value)
+            else:
+                unused[key] = value
         return (config, unused) if return_unused_kwargs else config
 
     @classmethod
@@ -201,7 +233,36 @@ def read_json(path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not a UTF-8 text file; is it really a config.json?") from err
     if not isinstance(data, dict):
         raise ConfigError(f"{path} holds a JSON {type(data).__name__}, expected an object of settings.")
-    return data
+    return _decode_floats(data)
+
+
+def _encode_floats(value):
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return {_FLOAT_TAG: "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+    if isinstance(value, dict):
+        return {k: _encode_floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_floats(v) for v in value]
+    return value
+
+
+def _decode_floats(value):
+    if isinstance(value, dict):
+        if set(value) == {_FLOAT_TAG} and value[_FLOAT_TAG] in _SPECIAL_FLOATS:
+            return _SPECIAL_FLOATS[value[_FLOAT_TAG]]
+        return {k: _decode_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_floats(v) for v in value]
+    return value
+
+
+def _dtype_value(dtype):
+    """A dtype name becomes a torch.dtype (as in Transformers) once torch is loaded; importing it here would make
+    reading a config cost the whole of torch."""
+    torch = sys.modules.get("torch")
+    if isinstance(dtype, str) and torch is not None and isinstance(getattr(torch, dtype, None), torch.dtype):
+        return getattr(torch, dtype)
+    return dtype
 
 
 def _is_config_key(cls, key: str) -> bool:

@@ -17,6 +17,10 @@ class CheckpointError(ValueError):
     """A weights file is damaged, truncated, or does not fit the model (wrong shapes, unsafe paths)."""
 
 
+class UnsafePathError(CheckpointError, ResourceNotFoundError):
+    """A file name read from a checkpoint (an index, a config) would leave the checkpoint folder."""
+
+
 class TokenizerError(ValueError):
     """A tokenizer was called with input or options it cannot honour."""
 

@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from .errors import ResourceNotFoundError
+from .errors import ResourceNotFoundError, UnsafePathError
 
 # from_pretrained keywords that only say where files come from
 HUB_KWARGS = frozenset({
@@ -101,6 +101,7 @@ def _rev(revision) -> str:
 def safe_join(folder, relative_name: str) -> str:
     """Join a file name read from a checkpoint to its folder, refusing names that would leave the folder."""
     if os.path.isabs(relative_name) or ".." in Path(relative_name).parts:
-        raise ResourceNotFoundError(
-            f"Refusing file name {relative_name!r}: names read from a checkpoint must stay inside its folder.")
+        raise UnsafePathError(
+            f"Refusing file name {relative_name!r}: names read from a checkpoint must stay inside its folder. "
+            f"The checkpoint's index or config is damaged or hostile; re-download it from a source you trust.")
     return os.path.join(folder, relative_name)

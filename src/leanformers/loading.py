@@ -5,6 +5,7 @@ Weights the checkpoint has are never initialised; only the missing ones (a new h
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -37,11 +38,13 @@ def load_pretrained(cls, path, model_args, config, kwargs):
         "ignore_mismatched_sizes", "use_safetensors", "attn_implementation", "gguf_file")}
     for key in _IGNORED:
         kwargs.pop(key, None)
+    if options["gguf_file"]:  # config from the GGUF metadata, dequantised weights as the state dict
+        from .gguf import load_gguf_checkpoint
+
+        config, options["state_dict"] = load_gguf_checkpoint(cls, path, options["gguf_file"], config, hub_kwargs)
     config = _resolve_config(cls, path, config, hub_kwargs, kwargs)
     if options["attn_implementation"]:
         config._attn_implementation = options["attn_implementation"]
-    if options["gguf_file"]:
-        raise ConfigError(f"gguf_file={options['gguf_file']!r}: GGUF checkpoints are not supported yet.")
 
     state_dict = options["state_dict"]
     files = [] if state_dict is not None else find_weight_files(path, hub_kwargs, options["use_safetensors"])
@@ -50,7 +53,7 @@ def load_pretrained(cls, path, model_args, config, kwargs):
     device = _resolve_device(options["device_map"], options["device"])
     config.dtype = dtype
 
-    with torch.device("meta"):
+    with torch.device("meta"), _skip_nn_init():
         model = cls(config, *model_args)
     report = _load_weights(model, files, state_dict, dtype, device, bool(options["ignore_mismatched_sizes"]))
     model.tie_weights()
@@ -59,6 +62,28 @@ def load_pretrained(cls, path, model_args, config, kwargs):
     if model.can_generate():
         _attach_generation_config(model, path, hub_kwargs)
     return (model, report) if options["output_loading_info"] else model
+
+
+@contextlib.contextmanager
+def _skip_nn_init():
+    """Make torch.nn.init a no-op while a model is built on the meta device: the values would be thrown away, and
+    initialising meta tensors makes torch import its compiler stack (seconds, on the first load of a process)."""
+    saved = {name: getattr(nn.init, name) for name in _NN_INIT}
+    for name in _NN_INIT:
+        setattr(nn.init, name, _keep)
+    try:
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(nn.init, name, function)
+
+
+_NN_INIT = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_", "xavier_uniform_",
+            "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
+
+
+def _keep(tensor, *args, **kwargs):
+    return tensor
 
 
 def _resolve_config(cls, path, config, hub_kwargs, kwargs) -> PretrainedConfig:
@@ -135,8 +160,8 @@ def _load_weights(model, files, state_dict, dtype, device, ignore_mismatched) ->
         cast = dtype if tensor.is_floating_point() and want.is_floating_point() else tensor.dtype
         state[key] = tensor.to(device=device, dtype=cast)
     model.load_state_dict(state, strict=False, assign=True)
-    tied_targets = set(model.tied_weight_pairs())
-    report["missing_keys"] = [k for k in expected if k not in state and k not in tied_targets
+    tied = model.tied_weight_pairs()  # a tied copy is missing only when its source is missing too
+    report["missing_keys"] = [k for k in expected if k not in state and tied.get(k) not in state
                               and not _matches_any(k, model._keys_to_ignore_on_load_missing)]
     _materialize_missing(model, dtype, device)
     return report
@@ -166,19 +191,28 @@ def _restore_tied_sources(model, state: dict):
 
 
 def _materialize_missing(model: nn.Module, dtype, device):
-    """Give every tensor still on the meta device real storage and initialise it, keeping its loaded siblings."""
+    """Give every tensor still on the meta device real storage and initialise it, keeping its loaded siblings.
+
+    While a module's `_init_weights` runs, its loaded tensors are set aside behind placeholders: they are neither
+    re-initialised nor emptied in place (as `Module.to_empty` would do to a loaded sibling of a missing tensor).
+    """
+    model.tie_weights()  # tied copies of loaded weights are loaded, not missing
     for module in model.modules():
-        own = {**dict(module.named_parameters(recurse=False)), **dict(module.named_buffers(recurse=False))}
+        own = {n: t for n, t in (*module._parameters.items(), *module._buffers.items()) if t is not None}
         if not any(t.is_meta for t in own.values()):
             continue
         loaded = {name: t for name, t in own.items() if not t.is_meta}
-        module.to_empty(device=device, recurse=False)
+        for name, tensor in own.items():
+            is_param = name in module._parameters
+            fresh = torch.empty_like(tensor, device=device,
+                                     dtype=dtype if is_param and tensor.is_floating_point() else tensor.dtype)
+            if is_param:
+                module._parameters[name] = nn.Parameter(fresh, requires_grad=tensor.requires_grad)
+            else:
+                module._buffers[name] = fresh
         model._init_weights(module)
         for name, tensor in loaded.items():
-            setattr(module, name, tensor)
-        for name, param in module.named_parameters(recurse=False):
-            if name not in loaded and param.is_floating_point():
-                param.data = param.data.to(dtype)
+            (module._parameters if name in module._parameters else module._buffers)[name] = tensor
     model.tie_weights()
 
 

@@ -44,9 +44,15 @@ class PreTrainedModel(nn.Module):
         self.name_or_path = config.name_or_path
 
     def post_init(self):
-        """Called at the end of each model's __init__: initialise all weights, then tie them."""
-        with torch.no_grad():
-            self.apply(self._init_weights)
+        """Called at the end of each model's __init__: initialise all weights, then tie them.
+
+        A build on the meta device (from_pretrained) skips the initialisation: those tensors have no storage, and
+        the loader initialises only the weights the checkpoint lacks.
+        """
+        first = next(self.parameters(), None)
+        if first is None or not first.is_meta:
+            with torch.no_grad():
+                self.apply(self._init_weights)
         self.tie_weights()
 
     @torch.no_grad()

@@ -6,6 +6,7 @@ Fields left at None are not keys and are skipped by index access, like in Transf
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, fields
 from typing import Any
@@ -21,6 +22,7 @@ class ModelOutput(OrderedDict):
         dataclass(cls, repr=False, eq=False)
 
     def __post_init__(self):
+        _register_pytree(type(self))
         for field in fields(self):
             value = getattr(self, field.name)
             if value is not None:
@@ -32,7 +34,8 @@ class ModelOutput(OrderedDict):
         return self.to_tuple()[key]
 
     def __setattr__(self, name, value):
-        if name in self.keys() and value is not None:
+        # A field set after construction becomes a key too (appended, as in Transformers).
+        if value is not None and name in _field_names(type(self)):
             super().__setitem__(name, value)
         super().__setattr__(name, value)
 
@@ -42,6 +45,20 @@ class ModelOutput(OrderedDict):
 
     def __delitem__(self, *args, **kwargs):
         raise TypeError(f"{type(self).__name__} fields cannot be deleted; set them to None instead.")
+
+    def pop(self, *args, **kwargs):
+        raise TypeError(f"{type(self).__name__} fields cannot be popped; read them with out[key] or out.key.")
+
+    def setdefault(self, *args, **kwargs):
+        raise TypeError(f"{type(self).__name__} does not support setdefault; set the attribute instead.")
+
+    def update(self, *args, **kwargs):
+        raise TypeError(f"{type(self).__name__} does not support update; set each attribute instead.")
+
+    @property
+    def cache(self):
+        """The key/value cache under the name newer Transformers outputs use (`past_key_values` here)."""
+        return getattr(self, "past_key_values", None)
 
     def __reduce__(self):
         return type(self), tuple(getattr(self, f.name) for f in fields(self))
@@ -54,10 +71,47 @@ class ModelOutput(OrderedDict):
         return f"{type(self).__name__}({inner})"
 
 
+def _field_names(cls) -> frozenset:
+    names = cls.__dict__.get("_field_name_set")
+    if names is None:
+        names = frozenset(f.name for f in fields(cls))
+        type.__setattr__(cls, "_field_name_set", names)
+    return names
+
+
+_PYTREE_REGISTERED: set = set()
+
+
+def _register_pytree(cls):
+    """Make outputs pytree nodes (needed by DDP static_graph and torch.export), without importing torch here:
+    an output holding tensors means torch is already loaded."""
+    torch = sys.modules.get("torch")
+    if cls in _PYTREE_REGISTERED or torch is None or torch.compiler.is_compiling():
+        return
+    from torch.utils import _pytree
+
+    _PYTREE_REGISTERED.add(cls)
+    _pytree.register_pytree_node(
+        cls, lambda out: (list(out.values()), list(out.keys())),
+        lambda values, keys: cls(**dict(zip(keys, values))),
+        serialized_type_name=f"{cls.__module__}.{cls.__qualname__}")
+
+
 def _short(value) -> str:
     shape = getattr(value, "shape", None)
     return f"Tensor{tuple(shape)}" if shape is not None else repr(value)
 
+
+def pack(output_cls, return_dict, config, **fields):
+    """A model's result: the output object, or its tuple of non-None fields when return_dict (else
+    config.return_dict) is False."""
+    out = output_cls(**fields)
+    return out if (return_dict if return_dict is not None else config.use_return_dict) else out.to_tuple()
+
+
+def extras(out) -> dict:
+    """hidden_states and attentions of a base-model output, to pass on into a head's output."""
+    return {"hidden_states": out.hidden_states, "attentions": out.attentions}
 
 class BaseModelOutput(ModelOutput):
     last_hidden_state: Tensor = None
@@ -192,3 +246,104 @@ class ElectraForPreTrainingOutput(ModelOutput):
     logits: Tensor = None
     hidden_states: tuple | None = None
     attentions: tuple | None = None
+
+
+class GPT2DoubleHeadsModelOutput(ModelOutput):
+    loss: Tensor | None = None
+    mc_loss: Tensor | None = None
+    logits: Tensor = None
+    mc_logits: Tensor = None
+    past_key_values: Any = None
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+
+
+class OpenAIGPTDoubleHeadsModelOutput(ModelOutput):
+    loss: Tensor | None = None
+    mc_loss: Tensor | None = None
+    logits: Tensor = None
+    mc_logits: Tensor = None
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+
+
+class Seq2SeqModelOutput(ModelOutput):
+    last_hidden_state: Tensor = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple | None = None
+    decoder_attentions: tuple | None = None
+    cross_attentions: tuple | None = None
+    encoder_last_hidden_state: Tensor | None = None
+    encoder_hidden_states: tuple | None = None
+    encoder_attentions: tuple | None = None
+
+
+class Seq2SeqLMOutput(ModelOutput):
+    loss: Tensor | None = None
+    logits: Tensor = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple | None = None
+    decoder_attentions: tuple | None = None
+    cross_attentions: tuple | None = None
+    encoder_last_hidden_state: Tensor | None = None
+    encoder_hidden_states: tuple | None = None
+    encoder_attentions: tuple | None = None
+
+
+class Seq2SeqSequenceClassifierOutput(ModelOutput):
+    loss: Tensor | None = None
+    logits: Tensor = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple | None = None
+    decoder_attentions: tuple | None = None
+    cross_attentions: tuple | None = None
+    encoder_last_hidden_state: Tensor | None = None
+    encoder_hidden_states: tuple | None = None
+    encoder_attentions: tuple | None = None
+
+
+class Seq2SeqQuestionAnsweringModelOutput(ModelOutput):
+    loss: Tensor | None = None
+    start_logits: Tensor = None
+    end_logits: Tensor = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple | None = None
+    decoder_attentions: tuple | None = None
+    cross_attentions: tuple | None = None
+    encoder_last_hidden_state: Tensor | None = None
+    encoder_hidden_states: tuple | None = None
+    encoder_attentions: tuple | None = None
+
+
+_SEQ2SEQ_EXTRAS = ("past_key_values", "decoder_hidden_states", "decoder_attentions", "cross_attentions",
+                   "encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions")
+
+
+def seq2seq_extras(out) -> dict:
+    """Every field of a Seq2SeqModelOutput but its last hidden state, to pass on into a head's output."""
+    return {name: getattr(out, name) for name in _SEQ2SEQ_EXTRAS}
+
+
+def as_encoder_output(encoder_outputs):
+    """An encoder output given to an encoder-decoder model: a tuple (last hidden state[, hidden states[,
+    attentions]]) becomes a BaseModelOutput; an output object is kept."""
+    if isinstance(encoder_outputs, (tuple, list)):
+        parts = [*encoder_outputs, None, None]
+        return BaseModelOutput(last_hidden_state=parts[0], hidden_states=parts[1], attentions=parts[2])
+    return encoder_outputs
+
+
+def seq2seq_output(output_cls, decoder_out, encoder_out, **fields):
+    """A Seq2Seq*Output from the decoder's and the encoder's outputs (plus the head's own `fields`)."""
+    return output_cls(**fields, past_key_values=decoder_out.past_key_values,
+                      decoder_hidden_states=decoder_out.hidden_states, decoder_attentions=decoder_out.attentions,
+                      cross_attentions=decoder_out.cross_attentions,
+                      encoder_last_hidden_state=encoder_out.last_hidden_state,
+                      encoder_hidden_states=encoder_out.hidden_states, encoder_attentions=encoder_out.attentions)
+
+
+def stack_output(output_cls, hidden, states, weights, want_weights: bool, want_hidden: bool, **fields):
+    """The output of a stack of layers: its last hidden state, plus the states entering each layer and the final
+    one when `want_hidden`, and the attention weights when `want_weights`."""
+    return output_cls(last_hidden_state=hidden, hidden_states=(*states, hidden) if want_hidden else None,
+                      attentions=weights if want_weights else None, **fields)

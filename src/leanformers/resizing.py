@@ -18,11 +18,25 @@ def resize_token_embeddings(model, new_num_tokens=None, pad_to_multiple_of=None,
     output = model.get_output_embeddings()
     if output is not None and not getattr(model.config, "tie_word_embeddings", False):
         _resize_output(model, output, size, mean_resizing)
-    elif output is not None and getattr(output, "bias", None) is not None:
-        output.bias = nn.Parameter(_resized_rows(output.bias.data, size, lambda rows: rows.zero_()))
+    elif output is not None:
+        if getattr(output, "bias", None) is not None:
+            old_bias = output.bias
+            output.bias = nn.Parameter(_resized_rows(old_bias.data, size, lambda rows: rows.zero_()))
+            _retarget_tied_sources(model, old_bias, output.bias)
+        if hasattr(output, "out_features"):
+            output.out_features = size
     model.config.vocab_size = size
     model.tie_weights()
     return model.get_input_embeddings()
+
+
+def _retarget_tied_sources(model, old: nn.Parameter, new: nn.Parameter):
+    """A parameter that `old` was tied to (e.g. BERT's cls.predictions.bias) becomes `new`; else tie_weights would
+    put the old-sized tensor back into the output layer."""
+    for source in set(model.tied_weight_pairs().values()):
+        if model.get_parameter(source) is old:
+            parent, _, attr = source.rpartition(".")
+            setattr(model.get_submodule(parent), attr, new)
 
 
 def _resized_embedding(model, old: nn.Embedding, size: int, mean_resizing: bool) -> nn.Embedding:

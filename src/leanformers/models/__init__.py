@@ -1,0 +1,1 @@
+"""One file per architecture: its config, its modules and its task heads."""

@@ -1,0 +1,323 @@
+"""ALBERT: factorised embeddings (embedding_size -> hidden_size) and transformer layers shared across groups."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..configuration import PretrainedConfig
+from ..errors import ConfigError
+from ..layers import activation, expand_head_mask, padding_mask, sequence_classification_loss, span_loss
+from ..modeling import PreTrainedModel
+from ..outputs import (AlbertForPreTrainingOutput, BaseModelOutputWithPooling, MaskedLMOutput,
+                       MultipleChoiceModelOutput, QuestionAnsweringModelOutput, SequenceClassifierOutput,
+                       TokenClassifierOutput, extras, pack)
+from .bert import BertEmbeddings, BertSelfAttention
+
+
+class AlbertConfig(PretrainedConfig):
+    model_type = "albert"
+    defaults = dict(
+        vocab_size=30000, embedding_size=128, hidden_size=4096, num_hidden_layers=12, num_hidden_groups=1,
+        num_attention_heads=64, intermediate_size=16384, inner_group_num=1, hidden_act="gelu_new",
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, max_position_embeddings=512, type_vocab_size=2,
+        initializer_range=0.02, layer_norm_eps=1e-12, classifier_dropout_prob=0.1, pad_token_id=0, bos_token_id=2,
+        eos_token_id=3, tie_word_embeddings=True,
+    )
+
+
+class AlbertEmbeddings(BertEmbeddings):
+    """BERT embeddings of width `embedding_size` (projected up to hidden_size by the encoder)."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config, width=config.embedding_size)
+
+
+class AlbertAttention(BertSelfAttention):
+    """Self-attention with its output projection and post-residual LayerNorm in one module (ALBERT's layout)."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.output_dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden, mask=None, head_mask=None, want_weights=False):
+        out, weights = super().forward(hidden, mask, want_weights, head_mask)  # (batch, seq, hidden)
+        return self.LayerNorm(hidden + self.output_dropout(self.dense(out))), weights
+
+
+class AlbertLayer(nn.Module):
+    """Attention, then a feed-forward block (ffn -> activation -> ffn_output) with a residual LayerNorm."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.full_layer_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = AlbertAttention(config)
+        self.ffn = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.ffn_output = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.activation = activation(config.hidden_act)
+
+    def forward(self, hidden, mask=None, head_mask=None, want_weights=False):
+        hidden, weights = self.attention(hidden, mask, head_mask, want_weights)
+        ffn = self.ffn_output(self.activation(self.ffn(hidden)))
+        return self.full_layer_layer_norm(ffn + hidden), weights
+
+
+class AlbertLayerGroup(nn.Module):
+    """`inner_group_num` layers applied in order; a group's weights are reused by every layer it serves."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.albert_layers = nn.ModuleList([AlbertLayer(config) for _ in range(config.inner_group_num)])
+
+
+class AlbertTransformer(nn.Module):
+    """Projects embeddings to hidden_size, then runs num_hidden_layers steps over num_hidden_groups shared groups."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.config = config
+        self.embedding_hidden_mapping_in = nn.Linear(config.embedding_size, config.hidden_size)
+        self.albert_layer_groups = nn.ModuleList([AlbertLayerGroup(config) for _ in range(config.num_hidden_groups)])
+
+    def forward(self, hidden, mask=None, head_mask=None, want_weights=False, want_hidden=False):
+        """-> (last hidden state, every layer's hidden state or None, attention weights or None)."""
+        config = self.config
+        hidden = self.embedding_hidden_mapping_in(hidden)
+        all_hidden = [hidden] if want_hidden else None
+        all_weights = [] if want_weights else None
+        heads = expand_head_mask(head_mask, config.num_hidden_layers, hidden.dtype)
+        per_group = config.num_hidden_layers // config.num_hidden_groups
+        for i in range(config.num_hidden_layers):
+            group = int(i / (config.num_hidden_layers / config.num_hidden_groups))
+            # Within a group, the inner layer j reads row group * per_group + j of the head mask, as ALBERT always did.
+            for j, layer in enumerate(self.albert_layer_groups[group].albert_layers):
+                hidden, weights = layer(hidden, mask, _group_head_mask(heads, group * per_group, j, per_group),
+                                        want_weights)
+                if want_hidden:
+                    all_hidden.append(hidden)
+                if want_weights:
+                    all_weights.append(weights)
+        return hidden, _tuple(all_hidden), _tuple(all_weights)
+
+
+def _group_head_mask(heads, start, inner, per_group):
+    if heads[0] is None:
+        return None
+    if inner >= per_group:
+        raise ConfigError(f"head_mask cannot be applied when inner_group_num exceeds the {per_group} layer(s) per "
+                          f"group; leave head_mask unset or change num_hidden_groups.")
+    return heads[start + inner]
+
+
+def _tuple(items):
+    return tuple(items) if items is not None else None
+
+
+class AlbertPreTrainedModel(PreTrainedModel):
+    config_class = AlbertConfig
+    base_model_prefix = "albert"
+    # older checkpoints saved these buffers; positions and token types are computed here
+    _keys_to_ignore_on_load_unexpected = (r"embeddings\.position_ids$", r"embeddings\.token_type_ids$")
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, AlbertMLMHead):
+            module.bias.zero_()
+
+
+class AlbertModel(AlbertPreTrainedModel):
+    """The bare encoder: embeddings, shared-layer transformer and (optionally) a tanh pooler over the first token."""
+
+    def __init__(self, config: AlbertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = AlbertEmbeddings(config)
+        self.encoder = AlbertTransformer(config)
+        self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooling_layer else None
+        self.pooler_activation = nn.Tanh() if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        config = self.config
+        want_weights = output_attentions if output_attentions is not None else config.output_attentions
+        want_hidden = output_hidden_states if output_hidden_states is not None else config.output_hidden_states
+        embedded = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        mask = padding_mask(attention_mask, embedded.dtype)
+        last, hidden_states, attentions = self.encoder(embedded, mask, head_mask, want_weights, want_hidden)
+        pooled = self.pooler_activation(self.pooler(last[:, 0])) if self.pooler is not None else None
+        return pack(BaseModelOutputWithPooling, return_dict, config, last_hidden_state=last, pooler_output=pooled,
+                    hidden_states=hidden_states, attentions=attentions)
+
+
+class AlbertMLMHead(nn.Module):
+    """hidden -> embedding_size (activation, LayerNorm) -> vocabulary scores; decoder tied to the input embeddings."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.dense = nn.Linear(config.hidden_size, config.embedding_size)
+        self.decoder = nn.Linear(config.embedding_size, config.vocab_size)
+        self.activation = activation(config.hidden_act)
+
+    def forward(self, hidden):
+        return self.decoder(self.LayerNorm(self.activation(self.dense(hidden))))
+
+
+class AlbertSOPHead(nn.Module):
+    """Sentence-order prediction from the pooled output."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, pooled):
+        return self.classifier(self.dropout(pooled))
+
+
+class _AlbertLMBase(AlbertPreTrainedModel):
+    _tied_weights_keys = {"predictions.decoder.weight": "albert.embeddings.word_embeddings.weight",
+                          "predictions.decoder.bias": "predictions.bias"}
+
+    def get_output_embeddings(self):
+        return self.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.predictions.decoder = new_embeddings
+        self.predictions.bias = new_embeddings.bias
+
+
+class AlbertForPreTraining(_AlbertLMBase):
+    """Masked-LM head plus the sentence-order head; the loss is their sum when both labels are given."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.albert = AlbertModel(config)
+        self.predictions = AlbertMLMHead(config)
+        self.sop_classifier = AlbertSOPHead(config)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, sentence_order_label=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None):
+        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                          output_attentions, output_hidden_states, return_dict=True)
+        scores = self.predictions(out.last_hidden_state)
+        sop = self.sop_classifier(out.pooler_output)
+        loss = None
+        if labels is not None and sentence_order_label is not None:
+            loss = (F.cross_entropy(scores.view(-1, self.config.vocab_size), labels.view(-1))
+                    + F.cross_entropy(sop.view(-1, 2), sentence_order_label.view(-1)))
+        return pack(AlbertForPreTrainingOutput, return_dict, self.config, loss=loss, prediction_logits=scores,
+                    sop_logits=sop, **extras(out))
+
+
+class AlbertForMaskedLM(_AlbertLMBase):
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.albert = AlbertModel(config, add_pooling_layer=False)
+        self.predictions = AlbertMLMHead(config)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                          output_attentions, output_hidden_states, return_dict=True)
+        scores = self.predictions(out.last_hidden_state)
+        loss = None if labels is None else F.cross_entropy(scores.view(-1, self.config.vocab_size), labels.view(-1))
+        return pack(MaskedLMOutput, return_dict, self.config, loss=loss, logits=scores, **extras(out))
+
+
+class _AlbertClassifierBase(AlbertPreTrainedModel):
+    """An ALBERT encoder with dropout and a linear layer on the pooled output (or on every token)."""
+
+    pooled = True
+    out_features = None  # None: config.num_labels
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.albert = AlbertModel(config, add_pooling_layer=self.pooled)
+        dropout = config.classifier_dropout_prob
+        self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, self.out_features or config.num_labels)
+        self.post_init()
+
+    def _logits(self, input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                output_attentions, output_hidden_states):
+        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                          output_attentions, output_hidden_states, return_dict=True)
+        features = out.pooler_output if self.pooled else out.last_hidden_state
+        return self.classifier(self.dropout(features)), out
+
+
+class AlbertForSequenceClassification(_AlbertClassifierBase):
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        logits, out = self._logits(input_ids, attention_mask, token_type_ids, position_ids, head_mask,
+                                   inputs_embeds, output_attentions, output_hidden_states)
+        loss = None if labels is None else sequence_classification_loss(self.config, logits, labels)
+        return pack(SequenceClassifierOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+
+
+class AlbertForTokenClassification(_AlbertClassifierBase):
+    pooled = False
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        logits, out = self._logits(input_ids, attention_mask, token_type_ids, position_ids, head_mask,
+                                   inputs_embeds, output_attentions, output_hidden_states)
+        loss = None if labels is None else F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return pack(TokenClassifierOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+
+
+class AlbertForMultipleChoice(_AlbertClassifierBase):
+    """Inputs are (batch, num_choices, seq); one score per choice from its pooled output."""
+
+    out_features = 1
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        num_choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        flat = [None if t is None else t.flatten(0, 1)  # (batch, choices, ...) -> (batch * choices, ...)
+                for t in (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)]
+        logits, out = self._logits(*flat[:4], head_mask, flat[4], output_attentions, output_hidden_states)
+        logits = logits.view(-1, num_choices)
+        loss = None if labels is None else F.cross_entropy(logits, labels)
+        return pack(MultipleChoiceModelOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+
+
+class AlbertForQuestionAnswering(AlbertPreTrainedModel):
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.albert = AlbertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None):
+        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                          output_attentions, output_hidden_states, return_dict=True)
+        start, end = (t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, dim=-1))
+        loss = span_loss(start, end, start_positions, end_positions)
+        return pack(QuestionAnsweringModelOutput, return_dict, self.config, loss=loss, start_logits=start,
+                    end_logits=end, **extras(out))

@@ -1,0 +1,432 @@
+"""BERT: config, encoder blocks (reused by RoBERTa and others), every task head. Attribute paths are checkpoint keys.
+
+A decoder (`is_decoder=True`) attends causally and may cross-attend (`add_cross_attention=True`); there is no
+key/value cache for incremental decoding."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..configuration import PretrainedConfig
+from ..errors import ConfigError
+from ..layers import (activation, additive_mask, attention, causal_lm_loss, decoder_mask, expand_head_mask,
+                      merge_heads, padding_mask, sequence_classification_loss, span_loss, split_heads)
+from ..modeling import PreTrainedModel
+from ..outputs import (BaseModelOutputWithPastAndCrossAttentions, BaseModelOutputWithPoolingAndCrossAttentions,
+                       BertForPreTrainingOutput, CausalLMOutputWithCrossAttentions, MaskedLMOutput,
+                       MultipleChoiceModelOutput, NextSentencePredictorOutput, QuestionAnsweringModelOutput,
+                       SequenceClassifierOutput, TokenClassifierOutput, extras, pack)
+
+
+class BertConfig(PretrainedConfig):
+    model_type = "bert"
+    defaults = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                    intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1,
+                    attention_probs_dropout_prob=0.1, max_position_embeddings=512, type_vocab_size=2,
+                    initializer_range=0.02, layer_norm_eps=1e-12, pad_token_id=0, use_cache=True,
+                    classifier_dropout=None)
+
+
+# ---------------------------------------------------------------------- building blocks
+class BertEmbeddings(nn.Module):
+    """Word + token-type + position embeddings, then LayerNorm. `width` defaults to hidden_size."""
+
+    def __init__(self, config, width: int | None = None):
+        super().__init__()
+        width = width or config.hidden_size
+        self.word_embeddings = nn.Embedding(config.vocab_size, width, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, width)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, width)
+        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None, past_length=0):
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        if token_type_ids is None:  # all type 0: add the one row, no gather over (batch, seq)
+            embeddings = inputs_embeds + self.token_type_embeddings.weight[0]
+        else:
+            embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
+        if position_ids is None:  # positions 0..seq-1: a slice of the table, no gather
+            embeddings = embeddings + self.position_embeddings.weight[past_length:past_length + inputs_embeds.shape[1]]
+        else:
+            embeddings = embeddings + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class BertSelfAttention(nn.Module):
+    """Multi-head attention (query/key/value); keys and values come from `context` when cross-attending."""
+
+    def __init__(self, config):
+        super().__init__()
+        if config.hidden_size % config.num_attention_heads:
+            raise ConfigError(f"hidden_size={config.hidden_size} must be a multiple of num_attention_heads.")
+        self.num_heads = config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_p = config.attention_probs_dropout_prob
+
+    def forward(self, hidden, mask=None, want_weights=False, head_mask=None, context=None, is_causal=False):
+        source = hidden if context is None else context
+        q = split_heads(self.query(hidden), self.num_heads)  # (batch, heads, seq, head_dim)
+        k, v = (split_heads(proj(source), self.num_heads) for proj in (self.key, self.value))
+        out, weights = attention(q, k, v, mask, dropout_p=self.dropout_p if self.training else 0.0,
+                                 want_weights=want_weights, head_mask=head_mask, is_causal=is_causal)
+        return merge_heads(out), weights  # (batch, seq, hidden)
+
+
+class BertSelfOutput(nn.Module):
+    """Projection, dropout, residual add and LayerNorm after attention."""
+
+    def __init__(self, config, in_size: int | None = None):
+        super().__init__()
+        self.dense = nn.Linear(in_size or config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden, residual):
+        return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
+
+
+class BertOutput(BertSelfOutput):  # the feed-forward block's down projection
+    def __init__(self, config):
+        super().__init__(config, in_size=config.intermediate_size)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config)
+
+    def forward(self, hidden, mask=None, want_weights=False, head_mask=None, context=None, is_causal=False):
+        out, weights = self.self(hidden, mask, want_weights, head_mask, context, is_causal)
+        return self.output(out, hidden), weights
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = activation(config.hidden_act)
+
+    def forward(self, hidden):
+        return self.intermediate_act_fn(self.dense(hidden))
+
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.transform_act_fn = activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden):
+        return self.LayerNorm(self.transform_act_fn(self.dense(hidden)))
+
+
+class BertLayer(nn.Module):
+    """Self-attention, optional cross-attention (decoders), feed-forward. Returns (hidden, weights, cross weights)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.attention = BertAttention(config)
+        if config.add_cross_attention:
+            self.crossattention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertOutput(config)
+
+    def forward(self, hidden, mask=None, want_weights=False, head_mask=None, encoder_hidden_states=None,
+                encoder_mask=None, is_causal=False):
+        hidden, weights = self.attention(hidden, mask, want_weights, head_mask, is_causal=is_causal)
+        cross = None
+        if encoder_hidden_states is not None:  # needs add_cross_attention=True (and is_decoder=True)
+            hidden, cross = self.crossattention(hidden, encoder_mask, want_weights, head_mask,
+                                                context=encoder_hidden_states)
+        return self.output(self.intermediate(hidden), hidden), weights, cross
+
+
+class BertEncoder(nn.Module):
+    """The stack of layers; collects hidden states / attention weights when asked."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
+
+    def forward(self, hidden, mask=None, head_mask=None, output_attentions=False, output_hidden_states=False,
+                encoder_hidden_states=None, encoder_mask=None, is_causal=False):
+        head_masks = expand_head_mask(head_mask, len(self.layer), hidden.dtype)
+        states, weights, crosses = [hidden], [], []
+        for layer, layer_head_mask in zip(self.layer, head_masks):
+            hidden, w, c = layer(hidden, mask, output_attentions, layer_head_mask, encoder_hidden_states,
+                                 encoder_mask, is_causal)
+            states.append(hidden)
+            weights.append(w)
+            crosses += [c] if c is not None else []
+        return BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=hidden, hidden_states=tuple(states) if output_hidden_states else None,
+            attentions=tuple(weights) if output_attentions else None,
+            cross_attentions=tuple(crosses) if output_attentions else None)
+
+
+class BertPooler(nn.Module):
+    """tanh(dense(first token))."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden):
+        return self.activation(self.dense(hidden[:, 0]))
+
+
+class BertLMPredictionHead(nn.Module):
+    """Transform, then the vocabulary projection (its weight tied to the word embeddings, its bias to `bias`)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden):
+        return self.decoder(self.transform(hidden))
+
+
+class BertPreTrainingHeads(nn.Module):
+    """`cls` of the heads: `predictions` (masked-LM scores) and/or `seq_relationship` (next-sentence scores)."""
+
+    def __init__(self, config, mlm: bool = True, nsp: bool = True):
+        super().__init__()
+        if mlm:
+            self.predictions = BertLMPredictionHead(config)
+        if nsp:
+            self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, hidden=None, pooled=None):
+        """(MLM scores, NSP scores), each None when its input or layer is absent."""
+        return (self.predictions(hidden) if hidden is not None else None,
+                self.seq_relationship(pooled) if pooled is not None else None)
+
+
+# ---------------------------------------------------------------------- models
+class BertPreTrainedModel(PreTrainedModel):
+    config_class = BertConfig
+    base_model_prefix = "bert"
+    # older checkpoints saved these buffers; they are recomputed here
+    _keys_to_ignore_on_load_unexpected = (r"embeddings\.position_ids$", r"embeddings\.token_type_ids$")
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, BertLMPredictionHead):
+            module.bias.zero_()
+
+
+class BertModel(BertPreTrainedModel):
+    def __init__(self, config, add_pooling_layer: bool = True):
+        super().__init__(config)
+        if getattr(config, "position_embedding_type", "absolute") != "absolute":
+            raise ConfigError("Only position_embedding_type='absolute' is implemented for BERT.")
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None,
+                use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        if past_key_values is not None:
+            raise NotImplementedError("BERT has no key/value cache; pass the whole sequence instead.")
+        config = self.config
+        hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        mask, is_causal = padding_mask(attention_mask, hidden.dtype), False  # None when nothing is padded
+        if config.is_decoder:  # padding + causal; None with is_causal when nothing is padded (SDPA's own kernel)
+            seq = hidden.shape[1]
+            mask, is_causal = decoder_mask(attention_mask, seq, 0)
+            mask = additive_mask(mask, False, seq, seq, hidden.dtype, hidden.device)
+        encoder_mask = padding_mask(encoder_attention_mask, hidden.dtype)
+        out = self.encoder(hidden, mask, head_mask,
+                           output_attentions if output_attentions is not None else config.output_attentions,
+                           output_hidden_states if output_hidden_states is not None else config.output_hidden_states,
+                           encoder_hidden_states, encoder_mask, is_causal)
+        pooled = self.pooler(out.last_hidden_state) if self.pooler is not None else None
+        return pack(BaseModelOutputWithPoolingAndCrossAttentions, return_dict, config,
+                    last_hidden_state=out.last_hidden_state, pooler_output=pooled, hidden_states=out.hidden_states,
+                    attentions=out.attentions, cross_attentions=out.cross_attentions)
+
+
+ENCODER_ARGS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "head_mask", "inputs_embeds",
+                "encoder_hidden_states", "encoder_attention_mask", "past_key_values", "output_attentions",
+                "output_hidden_states")
+CHOICE_ARGS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
+
+
+class _BertHead(BertPreTrainedModel):
+    """`bert` (pooled when `pooling`), `cls` with the `cls_parts` (mlm, nsp), and the layers of `add_head`."""
+
+    pooling = True
+    cls_parts = None
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=self.pooling)
+        if self.cls_parts:
+            self.cls = BertPreTrainingHeads(config, *self.cls_parts)
+        self.add_head(config)
+        self.post_init()
+
+    def add_head(self, config):
+        """Task layers other than `cls` (none by default)."""
+
+    def encode(self, args: dict):
+        """Run the encoder on the arguments of a head's forward (its `locals()`)."""
+        return self.bert(**{k: args[k] for k in ENCODER_ARGS if k in args}, return_dict=True)
+
+
+class _BertLMBase(_BertHead):
+    _tied_weights_keys = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+                          "cls.predictions.decoder.bias": "cls.predictions.bias"}
+    pooling, cls_parts = False, (True, False)
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+        self.cls.predictions.bias = new_embeddings.bias
+
+
+class BertForPreTraining(_BertLMBase):
+    pooling, cls_parts = True, (True, True)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, next_sentence_label=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None):
+        out = self.encode(locals())
+        scores, relationship = self.cls(out.last_hidden_state, out.pooler_output)
+        loss = None
+        if labels is not None and next_sentence_label is not None:
+            loss = (F.cross_entropy(scores.view(-1, scores.shape[-1]), labels.view(-1))
+                    + F.cross_entropy(relationship.view(-1, 2), next_sentence_label.view(-1)))
+        return pack(BertForPreTrainingOutput, return_dict, self.config, loss=loss, prediction_logits=scores,
+                    seq_relationship_logits=relationship, **extras(out))
+
+
+class BertLMHeadModel(_BertLMBase):
+    """Causal language model (set is_decoder=True); loss on labels shifted by one like Transformers."""
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
+                past_key_values=None, use_cache=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        out = self.encode(locals())
+        logits = self.cls(out.last_hidden_state)[0]
+        loss = None if labels is None else causal_lm_loss(logits, labels)
+        return pack(CausalLMOutputWithCrossAttentions, return_dict, self.config, loss=loss, logits=logits,
+                    cross_attentions=out.cross_attentions, **extras(out))
+
+
+class BertForMaskedLM(_BertLMBase):
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None):
+        out = self.encode(locals())
+        logits = self.cls(out.last_hidden_state)[0]
+        loss = None if labels is None else F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
+        return pack(MaskedLMOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+
+
+class BertForNextSentencePrediction(_BertHead):
+    cls_parts = (False, True)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
+        out = self.encode(locals())
+        logits = self.cls(pooled=out.pooler_output)[1]
+        loss = None if labels is None else F.cross_entropy(logits.view(-1, 2), labels.view(-1))
+        return pack(NextSentencePredictorOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+
+
+class _BertClassifierBase(_BertHead):
+    """Dropout and a linear `classifier` on the pooled output (or on every token when not `pooling`)."""
+
+    out_features = None  # None: config.num_labels
+
+    def add_head(self, config):
+        self.num_labels = config.num_labels
+        dropout = config.classifier_dropout
+        self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, self.out_features or config.num_labels)
+
+    def _logits(self, args: dict):
+        out = self.encode(args)
+        features = out.pooler_output if self.pooling else out.last_hidden_state
+        return self.classifier(self.dropout(features)), out
+
+
+class BertForSequenceClassification(_BertClassifierBase):
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
+        logits, out = self._logits(locals())
+        loss = None if labels is None else sequence_classification_loss(self.config, logits, labels)
+        return pack(SequenceClassifierOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+
+
+class BertForTokenClassification(_BertClassifierBase):
+    pooling = False
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
+        logits, out = self._logits(locals())
+        loss = None if labels is None else F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return pack(TokenClassifierOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+
+
+def flatten_choices(args: dict) -> dict:
+    """(batch, num_choices, ...) inputs -> (batch * num_choices, ...) for a multiple-choice head."""
+    flat = {k: args[k].reshape(-1, *args[k].shape[2:]) for k in CHOICE_ARGS if args.get(k) is not None}
+    return {**args, **flat}
+
+
+class BertForMultipleChoice(_BertClassifierBase):
+    """Inputs are (batch, num_choices, seq); one score per choice."""
+
+    out_features = 1
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
+        num_choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        logits, out = self._logits(flatten_choices(locals()))
+        logits = logits.view(-1, num_choices)
+        loss = None if labels is None else F.cross_entropy(logits, labels)
+        return pack(MultipleChoiceModelOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+
+
+class BertForQuestionAnswering(_BertHead):
+    pooling = False
+
+    def add_head(self, config):
+        self.num_labels = config.num_labels
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None):
+        out = self.encode(locals())
+        start, end = (t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, dim=-1))
+        loss = span_loss(start, end, start_positions, end_positions)
+        return pack(QuestionAnsweringModelOutput, return_dict, self.config, loss=loss, start_logits=start,
+                    end_logits=end, **extras(out))

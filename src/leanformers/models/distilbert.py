@@ -1,0 +1,296 @@
+"""DistilBERT: the config, the six-layer distilled encoder and its task heads.
+
+Attribute paths are the checkpoint keys (`distilbert.transformer.layer.0.attention.q_lin.weight`, `vocab_projector`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..configuration import PretrainedConfig
+from ..errors import ConfigError
+from ..layers import (activation, attention, expand_head_mask, merge_heads, padding_mask,
+                      sequence_classification_loss, span_loss, split_heads)
+from ..modeling import PreTrainedModel
+from ..outputs import (BaseModelOutput, MaskedLMOutput, MultipleChoiceModelOutput, QuestionAnsweringModelOutput,
+                       SequenceClassifierOutput, TokenClassifierOutput)
+from .bert import extras, pack
+
+
+class DistilBertConfig(PretrainedConfig):
+    model_type = "distilbert"
+    attribute_map = {"hidden_size": "dim", "num_attention_heads": "n_heads", "num_hidden_layers": "n_layers"}
+    defaults = dict(vocab_size=30522, max_position_embeddings=512, sinusoidal_pos_embds=False, n_layers=6,
+                    n_heads=12, dim=768, hidden_dim=4 * 768, dropout=0.1, attention_dropout=0.1, activation="gelu",
+                    initializer_range=0.02, qa_dropout=0.1, seq_classif_dropout=0.2, pad_token_id=0)
+
+
+def sinusoidal_table(num_positions: int, dim: int) -> torch.Tensor:
+    """(num_positions, dim): sin on even columns, cos on odd ones, frequency 10000^(-2*(j//2)/dim), in float64."""
+    positions = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    rates = torch.pow(10000.0, -2.0 * (torch.arange(dim, dtype=torch.float64) // 2) / dim)
+    angles = positions * rates
+    return torch.where(torch.arange(dim) % 2 == 0, angles.sin(), angles.cos()).float()
+
+
+class DistilBertEmbeddings(nn.Module):
+    """Word + position embeddings, then LayerNorm (no token types)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.dim, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.dim)
+        self.position_embeddings.sinusoidal = bool(config.sinusoidal_pos_embds)
+        self.LayerNorm = nn.LayerNorm(config.dim, eps=1e-12)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, input_ids=None, inputs_embeds=None, position_ids=None):
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        if position_ids is None:
+            seq = inputs_embeds.shape[1]
+            if seq > self.position_embeddings.num_embeddings:
+                raise ValueError(f"Sequence of {seq} positions is longer than max_position_embeddings="
+                                 f"{self.position_embeddings.num_embeddings}; truncate the input.")
+            positions = self.position_embeddings.weight[:seq]
+        else:
+            positions = self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(inputs_embeds + positions))
+
+
+class DistilBertSelfAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        if config.dim % config.n_heads:
+            raise ConfigError(f"dim={config.dim} is not a multiple of n_heads={config.n_heads}; change one of them.")
+        self.n_heads = config.n_heads
+        self.q_lin = nn.Linear(config.dim, config.dim)
+        self.k_lin = nn.Linear(config.dim, config.dim)
+        self.v_lin = nn.Linear(config.dim, config.dim)
+        self.out_lin = nn.Linear(config.dim, config.dim)
+        self.dropout_p = config.attention_dropout
+
+    def forward(self, hidden, mask=None, want_weights=False, head_mask=None):
+        q, k, v = (split_heads(lin(hidden), self.n_heads) for lin in (self.q_lin, self.k_lin, self.v_lin))
+        out, weights = attention(q, k, v, mask, dropout_p=self.dropout_p if self.training else 0.0,
+                                 want_weights=want_weights, head_mask=head_mask)  # (batch, heads, seq, head_dim)
+        return self.out_lin(merge_heads(out)), weights
+
+
+class DistilBertFFN(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.lin1 = nn.Linear(config.dim, config.hidden_dim)
+        self.lin2 = nn.Linear(config.hidden_dim, config.dim)
+        self.activation = activation(config.activation)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, hidden):
+        return self.dropout(self.lin2(self.activation(self.lin1(hidden))))
+
+
+class DistilBertBlock(nn.Module):
+    """Attention and feed-forward, each followed by a residual add and LayerNorm."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.attention = DistilBertSelfAttention(config)
+        self.sa_layer_norm = nn.LayerNorm(config.dim, eps=1e-12)
+        self.ffn = DistilBertFFN(config)
+        self.output_layer_norm = nn.LayerNorm(config.dim, eps=1e-12)
+
+    def forward(self, hidden, mask=None, want_weights=False, head_mask=None):
+        attended, weights = self.attention(hidden, mask, want_weights, head_mask)
+        attended = self.sa_layer_norm(attended + hidden)
+        return self.output_layer_norm(self.ffn(attended) + attended), weights
+
+
+class DistilBertTransformer(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.layer = nn.ModuleList([DistilBertBlock(config) for _ in range(config.n_layers)])
+
+    def forward(self, hidden, mask=None, head_mask=None, output_attentions=False, output_hidden_states=False):
+        states, weights = [hidden], []
+        for block, block_head_mask in zip(self.layer, expand_head_mask(head_mask, len(self.layer), hidden.dtype)):
+            hidden, w = block(hidden, mask, output_attentions, block_head_mask)
+            states.append(hidden)
+            weights.append(w)
+        return BaseModelOutput(last_hidden_state=hidden, hidden_states=tuple(states) if output_hidden_states else None,
+                               attentions=tuple(weights) if output_attentions else None)
+
+
+class DistilBertPreTrainedModel(PreTrainedModel):
+    config_class = DistilBertConfig
+    base_model_prefix = "distilbert"
+    _keys_to_ignore_on_load_unexpected = (r"embeddings\.position_ids$",)
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if getattr(module, "sinusoidal", False):
+            module.weight.copy_(sinusoidal_table(*module.weight.shape))
+
+
+class DistilBertModel(DistilBertPreTrainedModel):
+    def __init__(self, config):
+        super().__init__(config)
+        self.embeddings = DistilBertEmbeddings(config)
+        self.transformer = DistilBertTransformer(config)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+    def get_position_embeddings(self) -> nn.Embedding:
+        return self.embeddings.position_embeddings
+
+    def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        config = self.config
+        hidden = self.embeddings(input_ids, inputs_embeds, position_ids)
+        out = self.transformer(hidden, padding_mask(attention_mask, hidden.dtype), head_mask,
+                               output_attentions if output_attentions is not None else config.output_attentions,
+                               output_hidden_states if output_hidden_states is not None
+                               else config.output_hidden_states)
+        return pack(BaseModelOutput, return_dict, config, **out)
+
+
+class _DistilBertHead(DistilBertPreTrainedModel):
+    """Shared by the heads: the encoder call and `get_position_embeddings`."""
+
+    def _encode(self, input_ids, attention_mask, head_mask, inputs_embeds, output_attentions, output_hidden_states,
+                position_ids):
+        return self.distilbert(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
+                               output_hidden_states, True, position_ids)
+
+    def get_position_embeddings(self) -> nn.Embedding:
+        return self.distilbert.get_position_embeddings()
+
+
+class DistilBertForMaskedLM(_DistilBertHead):
+    _tied_weights_keys = {"vocab_projector.weight": "distilbert.embeddings.word_embeddings.weight"}
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.activation = activation(config.activation)
+        self.distilbert = DistilBertModel(config)
+        self.vocab_transform = nn.Linear(config.dim, config.dim)
+        self.vocab_layer_norm = nn.LayerNorm(config.dim, eps=1e-12)
+        self.vocab_projector = nn.Linear(config.dim, config.vocab_size)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.vocab_projector
+
+    def set_output_embeddings(self, new_embeddings):
+        self.vocab_projector = new_embeddings
+
+    def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
+        out = self._encode(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
+                           output_hidden_states, position_ids)
+        hidden = self.vocab_layer_norm(self.activation(self.vocab_transform(out.last_hidden_state)))
+        logits = self.vocab_projector(hidden)  # (batch, seq, vocab)
+        loss = None if labels is None else F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
+        return pack(MaskedLMOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+
+
+class _DistilBertPooledHead(_DistilBertHead):
+    """First token -> pre_classifier -> ReLU -> dropout -> classifier."""
+
+    out_features = None  # None: config.num_labels
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.distilbert = DistilBertModel(config)
+        self.pre_classifier = nn.Linear(config.dim, config.dim)
+        self.classifier = nn.Linear(config.dim, self.out_features or config.num_labels)
+        self.dropout = nn.Dropout(config.seq_classif_dropout)
+        self.post_init()
+
+    def _logits(self, *encode_args):
+        out = self._encode(*encode_args)
+        pooled = F.relu(self.pre_classifier(out.last_hidden_state[:, 0]))
+        return self.classifier(self.dropout(pooled)), out
+
+
+class DistilBertForSequenceClassification(_DistilBertPooledHead):
+    def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
+        logits, out = self._logits(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
+                                   output_hidden_states, position_ids)
+        loss = None if labels is None else sequence_classification_loss(self.config, logits, labels)
+        return pack(SequenceClassifierOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+
+
+class DistilBertForMultipleChoice(_DistilBertPooledHead):
+    """Inputs are (batch, num_choices, seq); one score per choice."""
+
+    out_features = 1
+
+    def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
+        num_choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        input_ids, attention_mask, position_ids = (None if t is None else t.reshape(-1, t.shape[-1])
+                                                   for t in (input_ids, attention_mask, position_ids))
+        embeds = None if inputs_embeds is None else inputs_embeds.reshape(-1, *inputs_embeds.shape[-2:])
+        logits, out = self._logits(input_ids, attention_mask, head_mask, embeds, output_attentions,
+                                   output_hidden_states, position_ids)
+        logits = logits.view(-1, num_choices)
+        loss = None if labels is None else F.cross_entropy(logits, labels)
+        return pack(MultipleChoiceModelOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+
+
+class DistilBertForTokenClassification(_DistilBertHead):
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.distilbert = DistilBertModel(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.dim, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
+        out = self._encode(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
+                           output_hidden_states, position_ids)
+        logits = self.classifier(self.dropout(out.last_hidden_state))
+        loss = None if labels is None else F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return pack(TokenClassifierOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+
+
+class DistilBertForQuestionAnswering(_DistilBertHead):
+    def __init__(self, config):
+        super().__init__(config)
+        if config.num_labels != 2:
+            raise ConfigError(f"DistilBertForQuestionAnswering needs num_labels=2 (start, end), got "
+                              f"{config.num_labels}; drop num_labels from the config.")
+        self.distilbert = DistilBertModel(config)
+        self.qa_outputs = nn.Linear(config.dim, config.num_labels)
+        self.dropout = nn.Dropout(config.qa_dropout)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, start_positions=None,
+                end_positions=None, output_attentions=None, output_hidden_states=None, return_dict=None,
+                position_ids=None):
+        out = self._encode(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
+                           output_hidden_states, position_ids)
+        logits = self.qa_outputs(self.dropout(out.last_hidden_state))
+        start, end = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
+        loss = span_loss(start, end, start_positions, end_positions)
+        return pack(QuestionAnsweringModelOutput, return_dict, self.config, loss=loss, start_logits=start,
+                    end_logits=end, **extras(out))
+
+
+__all__ = ["DistilBertConfig", "DistilBertModel", "DistilBertForMaskedLM", "DistilBertForSequenceClassification",
+           "DistilBertForMultipleChoice", "DistilBertForTokenClassification", "DistilBertForQuestionAnswering",
+           "sinusoidal_table"]
