@@ -25,14 +25,64 @@ _EXPORTS = {
     "PreTrainedTokenizerFast": "tokenization",
     "PreTrainedTokenizerBase": "tokenization",
     "BatchEncoding": "tokenization",
+    "Cache": "cache",
+    "DynamicCache": "cache",
+    "StaticCache": "cache",
+    "EncoderDecoderCache": "cache",
+    "TrainingArguments": "training",
+    "Seq2SeqTrainingArguments": "training",
+    "Trainer": "training",
+    "Seq2SeqTrainer": "training",
+    "TrainerCallback": "training",
+    "TrainerState": "training",
+    "TrainerControl": "training",
+    "EarlyStoppingCallback": "training",
+    "ProgressCallback": "training",
+    "PrinterCallback": "training",
+    "DefaultFlowCallback": "training",
+    "EvalPrediction": "training",
+    "PredictionOutput": "training",
+    "TrainOutput": "training",
+    "set_seed": "training",
+    "IntervalStrategy": "training",
+    "SchedulerType": "training",
+    "default_data_collator": "training",
+    "DefaultDataCollator": "training",
+    "DataCollatorWithPadding": "training",
+    "DataCollatorForLanguageModeling": "training",
+    "DataCollatorForTokenClassification": "training",
+    "DataCollatorForSeq2Seq": "training",
+    "get_scheduler": "training",
+    "get_constant_schedule": "training",
+    "get_constant_schedule_with_warmup": "training",
+    "get_linear_schedule_with_warmup": "training",
+    "get_cosine_schedule_with_warmup": "training",
+    "get_cosine_with_hard_restarts_schedule_with_warmup": "training",
+    "get_polynomial_decay_schedule_with_warmup": "training",
+    "get_inverse_sqrt_schedule": "training",
+    "get_wsd_schedule": "training",
+    "pipeline": "pipelines",
+    "Pipeline": "pipelines",
+    "FeatureExtractionPipeline": "pipelines",
+    "FillMaskPipeline": "pipelines",
+    "TextClassificationPipeline": "pipelines",
+    "TokenClassificationPipeline": "pipelines",
+    "NerPipeline": "pipelines",
+    "QuestionAnsweringPipeline": "pipelines",
+    "Text2TextGenerationPipeline": "pipelines",
+    "SummarizationPipeline": "pipelines",
+    "TranslationPipeline": "pipelines",
+    "TextGenerationPipeline": "pipelines",
+    "ZeroShotClassificationPipeline": "pipelines",
 }
 _ALIASES = {"PreTrainedConfig": "PretrainedConfig"}
 
 
 def _model_exports():
-    from .auto import exported_class_modules  # cheap: a table of strings, no torch
+    from .auto import exported_class_modules  # cheap: tables of strings, no torch
+    from .generation import _EXPORTS as generation_names
 
-    return exported_class_modules()
+    return {**exported_class_modules(), **{name: "generation" for name in generation_names}}
 
 
 def __getattr__(name):

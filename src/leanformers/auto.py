@@ -46,6 +46,44 @@ REGISTRY: dict[str, Architecture] = {
         "PreTraining": "AlbertForPreTraining"}), "AlbertTokenizerFast"),
     "electra": Architecture("electra", "ElectraConfig", _bert_like("Electra", {
         "PreTraining": "ElectraForPreTraining", "CausalLM": "ElectraForCausalLM"}), "ElectraTokenizerFast"),
+    "gpt2": Architecture("gpt2", "GPT2Config", {
+        "": "GPT2Model", "CausalLM": "GPT2LMHeadModel", "PreTraining": "GPT2LMHeadModel",
+        "SequenceClassification": "GPT2ForSequenceClassification",
+        "TokenClassification": "GPT2ForTokenClassification", "QuestionAnswering": "GPT2ForQuestionAnswering",
+        "DoubleHeads": "GPT2DoubleHeadsModel"}, "GPT2TokenizerFast"),
+    "openai-gpt": Architecture("openai", "OpenAIGPTConfig", {
+        "": "OpenAIGPTModel", "CausalLM": "OpenAIGPTLMHeadModel", "PreTraining": "OpenAIGPTLMHeadModel",
+        "SequenceClassification": "OpenAIGPTForSequenceClassification",
+        "DoubleHeads": "OpenAIGPTDoubleHeadsModel"}, "OpenAIGPTTokenizerFast"),
+    "ctrl": Architecture("ctrl", "CTRLConfig", {
+        "": "CTRLModel", "CausalLM": "CTRLLMHeadModel", "PreTraining": "CTRLLMHeadModel",
+        "SequenceClassification": "CTRLForSequenceClassification"}),
+    **{model_type: Architecture("llama", f"{prefix}Config", {
+        "": f"{prefix}Model", "CausalLM": f"{prefix}ForCausalLM",
+        "SequenceClassification": f"{prefix}ForSequenceClassification",
+        "TokenClassification": f"{prefix}ForTokenClassification",
+        "QuestionAnswering": f"{prefix}ForQuestionAnswering"}, tokenizer)
+       for model_type, prefix, tokenizer in (("llama", "Llama", "LlamaTokenizerFast"),
+                                             ("mistral", "Mistral", "LlamaTokenizerFast"),
+                                             ("qwen2", "Qwen2", "Qwen2TokenizerFast"))},
+    # encoder-decoder models
+    **{model_type: Architecture(model_type, f"{prefix}Config", {
+        "": f"{prefix}Model", "Seq2SeqLM": f"{prefix}ForConditionalGeneration",
+        "SequenceClassification": f"{prefix}ForSequenceClassification",
+        "QuestionAnswering": f"{prefix}ForQuestionAnswering", "CausalLM": f"{prefix}ForCausalLM",
+        "MaskedLM": f"{prefix}ForConditionalGeneration",  # denoising LM: AutoModelForMaskedLM picks it too
+        **({"PreTraining": "BartForConditionalGeneration"} if prefix == "Bart" else {})}, tokenizer)
+       for model_type, prefix, tokenizer in (("bart", "Bart", "BartTokenizerFast"),
+                                             ("mbart", "MBart", "MBartTokenizerFast"))},
+    "marian": Architecture("marian", "MarianConfig", {
+        "": "MarianModel", "Seq2SeqLM": "MarianMTModel", "CausalLM": "MarianForCausalLM"}, "MarianTokenizer"),
+    "pegasus": Architecture("pegasus", "PegasusConfig", {
+        "": "PegasusModel", "Seq2SeqLM": "PegasusForConditionalGeneration", "CausalLM": "PegasusForCausalLM"},
+        "PegasusTokenizerFast"),
+    "t5": Architecture("t5", "T5Config", {
+        "": "T5Model", "Seq2SeqLM": "T5ForConditionalGeneration", "PreTraining": "T5ForConditionalGeneration",
+        "SequenceClassification": "T5ForSequenceClassification", "TokenClassification": "T5ForTokenClassification",
+        "QuestionAnswering": "T5ForQuestionAnswering", "TextEncoding": "T5EncoderModel"}, "T5TokenizerFast"),
 }
 
 AUTO_HEADS = {
@@ -53,7 +91,7 @@ AUTO_HEADS = {
     "AutoModelForSequenceClassification": "SequenceClassification",
     "AutoModelForMultipleChoice": "MultipleChoice", "AutoModelForTokenClassification": "TokenClassification",
     "AutoModelForQuestionAnswering": "QuestionAnswering", "AutoModelForCausalLM": "CausalLM",
-    "AutoModelForNextSentencePrediction": "NextSentencePrediction",
+    "AutoModelForNextSentencePrediction": "NextSentencePrediction", "AutoModelForSeq2SeqLM": "Seq2SeqLM",
 }
 
 
@@ -107,6 +145,13 @@ class AutoConfig:
         if kwargs.pop("trust_remote_code", False):
             refuse_remote_code()
         return_unused = kwargs.pop("return_unused_kwargs", False)
+        if kwargs.get("gguf_file"):
+            from .gguf import load_gguf_config
+            from .hub import HUB_KWARGS
+
+            hub_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in HUB_KWARGS}
+            config = load_gguf_config(pretrained_model_name_or_path, kwargs.pop("gguf_file"), hub_kwargs, **kwargs)
+            return (config, {}) if return_unused else config
         config_dict, kwargs = PretrainedConfig.get_config_dict(pretrained_model_name_or_path, **kwargs)
         if "model_type" not in config_dict:
             raise ConfigError(f"The config of {pretrained_model_name_or_path} has no 'model_type'; add one of "
@@ -150,7 +195,7 @@ class _AutoModel:
             refuse_remote_code()
         config = kwargs.pop("config", None)
         if config is None:
-            hub_kwargs = {k: v for k, v in kwargs.items() if k in HUB_KWARGS}
+            hub_kwargs = {k: v for k, v in kwargs.items() if k in HUB_KWARGS or k == "gguf_file"}
             source = pretrained_model_name_or_path
             if os.path.isfile(str(source)):
                 source = os.path.dirname(os.path.abspath(str(source)))
@@ -177,6 +222,10 @@ class AutoTokenizer:
         if kwargs.pop("trust_remote_code", False):
             refuse_remote_code()
         kwargs.pop("use_fast", None)  # every tokenizer here is backed by the Rust `tokenizers` engine
+        if kwargs.get("gguf_file"):
+            from .gguf import load_gguf_tokenizer
+
+            return load_gguf_tokenizer(pretrained_model_name_or_path, kwargs.pop("gguf_file"), **kwargs)
         config = kwargs.pop("config", None)
         name = tokenization.tokenizer_class_name(pretrained_model_name_or_path, **kwargs)
         if name is None:

@@ -493,22 +493,40 @@ def seq2seq_cache(config, cache, past_key_values, use_cache, cross_attention: bo
     return cache
 
 
-def cached_key_values(cache, layer_idx: int, cross_attention: bool, project):
-    """(keys, values) of one attention layer of a decoder; `project()` computes them from its inputs.
+def cached_key_values(cache, layer_idx: int, cross_attention: bool, project, source):
+    """(keys, values) of one attention layer of a decoder: `project(source)`, through the cache.
 
     Self-attention appends the new keys and values to the cache and attends over all of them. Cross-attention
-    computes the encoder's keys and values once, stores them, and reads them back at every later step.
+    computes the encoder's keys and values once, stores them, and reads them back at every later step; when the
+    encoder output repeats each row (expanded for beams or returned sequences) it projects each distinct row once.
     """
-    if cache is None:
-        return project()
     if not cross_attention:
-        return getattr(cache, "self_attention_cache", cache).update(*project(), layer_idx)
-    if cache.is_updated.get(layer_idx):
+        keys, values = project(source)
+        return (keys, values) if cache is None else getattr(cache, "self_attention_cache", cache).update(
+            keys, values, layer_idx)
+    if cache is not None and cache.is_updated.get(layer_idx):
         layer = cache.cross_attention_cache.layers[layer_idx]
         return layer.keys, layer.values
-    keys, values = cache.cross_attention_cache.update(*project(), layer_idx)
+    copies = repeated_rows(source)
+    keys, values = project(source[::copies] if copies > 1 else source)
+    if copies > 1:
+        keys, values = keys.repeat_interleave(copies, dim=0), values.repeat_interleave(copies, dim=0)
+    if cache is None:
+        return keys, values
     cache.is_updated[layer_idx] = True
-    return keys, values
+    return cache.cross_attention_cache.update(keys, values, layer_idx)
+
+
+def repeated_rows(x) -> int:
+    """k when the batch of `x` is each of its distinct rows repeated k times in a row (as repeat_interleave makes
+    them), else 1. Costs a comparison of the rows, far less than projecting them."""
+    batch, copies = x.shape[0], 1
+    while copies < batch and torch.equal(x[copies], x[0]):
+        copies += 1
+    if copies == 1 or batch % copies:
+        return 1
+    grouped = x.reshape(batch // copies, copies, *x.shape[1:])
+    return copies if torch.equal(grouped, grouped[:, :1].expand_as(grouped)) else 1
 
 
 def last_eos_state(hidden, input_ids, eos_token_id):

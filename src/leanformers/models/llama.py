@@ -1,0 +1,397 @@
+"""Llama family in one file: Llama, Mistral (sliding-window attention) and Qwen2 (biased q/k/v projections).
+
+Pre-norm decoder with RMSNorm, rotary positions (with the rope_scaling kinds of Llama 3 and others), grouped-query
+attention (`num_key_value_heads`) and a SwiGLU feed-forward. The three differ only in config switches; each has its
+own config class and model_type so checkpoints of either library load as themselves.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..cache import resolve_cache
+from ..configuration import PretrainedConfig
+from ..errors import ConfigError
+from ..generation.utils import GenerationMixin
+from ..layers import (activation, apply_rotary, causal_lm_loss, classifier_dropout_prob, decoder_masks,
+                      grouped_attention, keep_last_logits, last_token_logits, merge_heads, output_flags, rms_norm,
+                      rope_config, rope_frequencies, rotary_cos_sin, sequence_classification_loss, span_logits,
+                      span_loss, token_loss)
+from ..modeling import PreTrainedModel
+from ..outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast, QuestionAnsweringModelOutput,
+                       SequenceClassifierOutputWithPast, TokenClassifierOutput)
+from .gpt2 import CausalLMHead, base_inputs, check_kwargs, finish
+
+_BASE_INPUTS = ("input_ids", "attention_mask", "position_ids", "past_key_values", "inputs_embeds", "use_cache",
+                "output_attentions", "output_hidden_states", "cache")
+_COMMON = dict(hidden_act="silu", initializer_range=0.02, rms_norm_eps=1e-6, use_cache=True,
+               tie_word_embeddings=False, rope_parameters=None, attention_dropout=0.0)
+
+
+class LlamaConfig(PretrainedConfig):
+    model_type = "llama"
+    defaults = dict(_COMMON, vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                    num_attention_heads=32, num_key_value_heads=None, max_position_embeddings=2048, bos_token_id=1,
+                    eos_token_id=2, pretraining_tp=1, attention_bias=False, mlp_bias=False, head_dim=None)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self.num_key_value_heads is None:
+            self.num_key_value_heads = self.num_attention_heads
+        if "head_dim" in self.defaults and self.head_dim is None:
+            self.head_dim = self.hidden_size // self.num_attention_heads
+        # One `rope_parameters` dict replaces the older rope_theta / rope_scaling fields, as in Transformers 5.
+        self.rope_parameters = rope_config(self)
+        for legacy in ("rope_scaling", "rope_theta"):
+            self.__dict__.pop(legacy, None)
+
+
+class MistralConfig(LlamaConfig):
+    model_type = "mistral"
+    defaults = dict(_COMMON, vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                    num_attention_heads=32, num_key_value_heads=8, head_dim=None,
+                    max_position_embeddings=4096 * 32, bos_token_id=1, eos_token_id=2, sliding_window=4096)
+
+
+class Qwen2Config(LlamaConfig):
+    model_type = "qwen2"
+    defaults = dict(_COMMON, vocab_size=151936, hidden_size=4096, intermediate_size=22016, num_hidden_layers=32,
+                    num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=32768,
+                    use_sliding_window=False, sliding_window=4096, max_window_layers=28, layer_types=None)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if not self.use_sliding_window:
+            self.sliding_window = None
+        if self.layer_types is None:
+            self.layer_types = ["sliding_attention" if self.sliding_window is not None and i >= self.max_window_layers
+                                else "full_attention" for i in range(self.num_hidden_layers)]
+
+
+def layer_windows(config) -> list:
+    """Sliding window of each layer (None = full attention): none for Llama, every layer for Mistral, the
+    "sliding_attention" entries of `layer_types` for Qwen2."""
+    window = getattr(config, "sliding_window", None)
+    types = getattr(config, "layer_types", None)
+    if config.model_type == "llama" or window is None:
+        return [None] * config.num_hidden_layers
+    if types is None:
+        return [window] * config.num_hidden_layers
+    return [window if kind == "sliding_attention" else None for kind in types]
+
+
+class LlamaRMSNorm(nn.Module):
+    def __init__(self, hidden_size: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.variance_epsilon = eps
+
+    def forward(self, x):
+        return rms_norm(x, self.weight, self.variance_epsilon)
+
+
+class LlamaRotaryEmbedding(nn.Module):
+    """cos/sin of the rotary angles for given positions; "dynamic" and "longrope" adapt to the sequence length."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        self.params = rope_config(config)
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        self.original_max_seq_len = config.max_position_embeddings
+        self.register_buffer("inv_freq", torch.empty(0), persistent=False)
+        self.register_buffer("original_inv_freq", torch.empty(0), persistent=False)
+        self.reset_frequencies()
+
+    def reset_frequencies(self):
+        inv_freq, self.attention_scaling = rope_frequencies(self.params, self.head_dim, self.original_max_seq_len)
+        self.inv_freq = self.original_inv_freq = inv_freq.to(self.inv_freq.device)
+        self.max_seq_len_cached = self.original_max_seq_len
+
+    def forward(self, x, position_ids):
+        kind = self.params["rope_type"]
+        if kind in ("dynamic", "longrope"):
+            self._adapt(kind, position_ids.max() + 1)
+        return rotary_cos_sin(self.inv_freq, position_ids, self.attention_scaling, x.dtype)
+
+    def _adapt(self, kind, seq_len):
+        if kind == "longrope":  # long factors once the sequence exceeds the original length, short ones below
+            long = seq_len > self.params["original_max_position_embeddings"]
+            trained = torch.tensor(self.params["original_max_position_embeddings"] + 1)
+            source = rope_frequencies(self.params, self.head_dim, self.original_max_seq_len, trained)[0] if long \
+                else self.original_inv_freq
+            self.inv_freq = source.to(self.inv_freq.device)
+        elif seq_len > self.max_seq_len_cached:  # dynamic NTK: a larger base for a longer sequence
+            inv_freq, self.attention_scaling = rope_frequencies(self.params, self.head_dim, self.original_max_seq_len,
+                                                                seq_len.cpu())
+            self.inv_freq, self.max_seq_len_cached = inv_freq.to(self.inv_freq.device), seq_len
+        elif seq_len < self.original_max_seq_len < self.max_seq_len_cached:  # back to the trained frequencies
+            self.inv_freq, self.max_seq_len_cached = self.original_inv_freq, self.original_max_seq_len
+
+
+class LlamaAttention(nn.Module):
+    def __init__(self, config: LlamaConfig, layer_idx: int = 0):
+        super().__init__()
+        self.layer_idx, hidden = layer_idx, config.hidden_size
+        self.num_heads, self.num_key_value_heads = config.num_attention_heads, config.num_key_value_heads
+        if self.num_heads % self.num_key_value_heads:
+            raise ConfigError(f"num_attention_heads={self.num_heads} is not a multiple of "
+                              f"num_key_value_heads={self.num_key_value_heads}.")
+        self.head_dim = getattr(config, "head_dim", None) or hidden // self.num_heads
+        self.scaling = self.head_dim ** -0.5
+        self.attention_dropout = config.attention_dropout
+        self.sliding_window = layer_windows(config)[layer_idx]
+        qkv_bias = True if config.model_type == "qwen2" else getattr(config, "attention_bias", False)
+        out_bias = False if config.model_type == "qwen2" else getattr(config, "attention_bias", False)
+        self.q_proj = nn.Linear(hidden, self.num_heads * self.head_dim, bias=qkv_bias)
+        self.k_proj = nn.Linear(hidden, self.num_key_value_heads * self.head_dim, bias=qkv_bias)
+        self.v_proj = nn.Linear(hidden, self.num_key_value_heads * self.head_dim, bias=qkv_bias)
+        self.o_proj = nn.Linear(self.num_heads * self.head_dim, hidden, bias=out_bias)
+
+    def forward(self, hidden, cos, sin, mask, is_causal, cache, want_weights):
+        batch, seq, _ = hidden.shape
+        q = self.q_proj(hidden).view(batch, seq, -1, self.head_dim).transpose(1, 2)  # (batch, heads, seq, dim)
+        k = self.k_proj(hidden).view(batch, seq, -1, self.head_dim).transpose(1, 2)
+        v = self.v_proj(hidden).view(batch, seq, -1, self.head_dim).transpose(1, 2)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx)
+        out, weights = grouped_attention(q, k, v, mask, is_causal, self.scaling,
+                                         self.attention_dropout if self.training else 0.0, want_weights)
+        return self.o_proj(merge_heads(out)), weights
+
+
+class LlamaMLP(nn.Module):
+    """SwiGLU: down(act(gate(x)) * up(x))."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        bias = getattr(config, "mlp_bias", False)
+        self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=bias)
+        self.act_fn = activation(config.hidden_act)
+
+    def forward(self, x):
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+
+
+class LlamaDecoderLayer(nn.Module):
+    def __init__(self, config: LlamaConfig, layer_idx: int = 0):
+        super().__init__()
+        self.self_attn = LlamaAttention(config, layer_idx)
+        self.mlp = LlamaMLP(config)
+        self.input_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.post_attention_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+
+    def forward(self, hidden, cos, sin, masks, cache, want_weights):
+        mask, is_causal = masks[self.self_attn.sliding_window]
+        attn_out, weights = self.self_attn(self.input_layernorm(hidden), cos, sin, mask, is_causal, cache,
+                                           want_weights)
+        hidden = hidden + attn_out
+        return hidden + self.mlp(self.post_attention_layernorm(hidden)), weights
+
+
+class LlamaPreTrainedModel(PreTrainedModel):
+    config_class = LlamaConfig
+    base_model_prefix = "model"
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, LlamaRMSNorm):
+            module.weight.fill_(1.0)
+        elif isinstance(module, LlamaRotaryEmbedding):
+            module.reset_frequencies()
+
+
+class LlamaModel(LlamaPreTrainedModel):
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        self.padding_idx, self.vocab_size = config.pad_token_id, config.vocab_size
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, self.padding_idx)
+        self.layers = nn.ModuleList([LlamaDecoderLayer(config, i) for i in range(config.num_hidden_layers)])
+        self.norm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.rotary_emb = LlamaRotaryEmbedding(config)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.embed_tokens = value
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                inputs_embeds=None, use_cache=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, cache=None, **kwargs):
+        check_kwargs(self, kwargs)
+        config = self.config
+        want_weights, want_hidden = output_flags(config, output_attentions, output_hidden_states)
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
+        hidden = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+        seq = hidden.shape[1]
+        passed = cache is not None or past_key_values is not None
+        cache, use_cache = resolve_cache(config, past_key_values, cache, use_cache)
+        past = cache.get_seq_length() if cache is not None else 0
+        if position_ids is None:
+            position_ids = torch.arange(past, past + seq, device=hidden.device)[None]
+        masks = decoder_masks(attention_mask, seq, past, layer_windows(config), want_weights, hidden.dtype,
+                              hidden.device)
+        cos, sin = self.rotary_emb(hidden, position_ids)
+        all_hidden, all_weights = [], []
+        for layer in self.layers:
+            all_hidden.append(hidden)
+            hidden, weights = layer(hidden, cos, sin, masks, cache, want_weights)
+            all_weights.append(weights)
+        hidden = self.norm(hidden)
+        keep_cache = use_cache or (passed and config.model_type == "llama")  # Llama returns a cache it was given
+        out = BaseModelOutputWithPast(
+            last_hidden_state=hidden, past_key_values=cache if keep_cache else None,
+            hidden_states=(*all_hidden, hidden) if want_hidden else None,
+            attentions=tuple(all_weights) if want_weights else None)
+        return finish(out, return_dict, config)
+
+
+class _LlamaHead(LlamaPreTrainedModel):
+    """Base of the task heads: holds the base model (class `base_class`) under `base_model_prefix`."""
+
+    base_class = LlamaModel
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        setattr(self, self.base_model_prefix, type(self).base_class(config))
+
+    def _run_base(self, values: dict):
+        return self.base_model(**base_inputs(values, _BASE_INPUTS))
+
+
+class LlamaForCausalLM(CausalLMHead, _LlamaHead, GenerationMixin):
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        self.vocab_size = config.vocab_size
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                inputs_embeds=None, labels=None, use_cache=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, logits_to_keep=0, cache=None, **kwargs):
+        check_kwargs(self, kwargs)
+        out = self._run_base(locals())
+        logits = self.lm_head(keep_last_logits(out.last_hidden_state, logits_to_keep))
+        loss = None if labels is None else causal_lm_loss(logits, labels, kwargs.get("num_items_in_batch"))
+        return finish(CausalLMOutputWithPast(
+            loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
+            attentions=out.attentions), return_dict, self.config)
+
+
+class LlamaForSequenceClassification(_LlamaHead):
+    """Classifies a sequence by the logits of its last non-padding token."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                inputs_embeds=None, labels=None, use_cache=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, cache=None, **kwargs):
+        check_kwargs(self, kwargs)
+        out = self._run_base(locals())
+        logits = last_token_logits(self.score(out.last_hidden_state), input_ids, self.config.pad_token_id)
+        loss = None if labels is None else sequence_classification_loss(self.config, logits, labels)
+        return finish(SequenceClassifierOutputWithPast(
+            loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
+            attentions=out.attentions), return_dict, self.config)
+
+
+class LlamaForTokenClassification(_LlamaHead):
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.dropout = nn.Dropout(classifier_dropout_prob(config))
+        self.score = nn.Linear(config.hidden_size, config.num_labels,
+                               bias=getattr(config, "token_classification_bias", True))
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                inputs_embeds=None, labels=None, use_cache=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, cache=None, **kwargs):
+        check_kwargs(self, kwargs)
+        out = self._run_base(locals())
+        logits = self.score(self.dropout(out.last_hidden_state))
+        return finish(TokenClassifierOutput(loss=token_loss(logits, labels), logits=logits,
+                                            hidden_states=out.hidden_states, attentions=out.attentions),
+                      return_dict, self.config)
+
+
+class LlamaForQuestionAnswering(_LlamaHead):
+    base_model_prefix = "transformer"  # the name older Llama QA checkpoints use
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None, cache=None, **kwargs):
+        check_kwargs(self, kwargs)
+        out = self._run_base(locals())
+        start_logits, end_logits = span_logits(self.qa_outputs(out.last_hidden_state))
+        return finish(QuestionAnsweringModelOutput(
+            loss=span_loss(start_logits, end_logits, start_positions, end_positions), start_logits=start_logits,
+            end_logits=end_logits, hidden_states=out.hidden_states, attentions=out.attentions), return_dict,
+            self.config)
+
+
+# ---------------------------------------------------------------------- Mistral and Qwen2: same code, own names
+class MistralPreTrainedModel(LlamaPreTrainedModel):
+    config_class = MistralConfig
+
+
+class MistralModel(LlamaModel):
+    config_class = MistralConfig
+
+
+class MistralForCausalLM(LlamaForCausalLM):
+    config_class, base_class = MistralConfig, MistralModel
+
+
+class MistralForSequenceClassification(LlamaForSequenceClassification):
+    config_class, base_class = MistralConfig, MistralModel
+
+
+class MistralForTokenClassification(LlamaForTokenClassification):
+    config_class, base_class = MistralConfig, MistralModel
+
+
+class MistralForQuestionAnswering(LlamaForQuestionAnswering):
+    config_class, base_class, base_model_prefix = MistralConfig, MistralModel, "model"
+
+
+class Qwen2PreTrainedModel(LlamaPreTrainedModel):
+    config_class = Qwen2Config
+
+
+class Qwen2Model(LlamaModel):
+    config_class = Qwen2Config
+
+
+class Qwen2ForCausalLM(LlamaForCausalLM):
+    config_class, base_class = Qwen2Config, Qwen2Model
+
+
+class Qwen2ForSequenceClassification(LlamaForSequenceClassification):
+    config_class, base_class = Qwen2Config, Qwen2Model
+
+
+class Qwen2ForTokenClassification(LlamaForTokenClassification):
+    config_class, base_class = Qwen2Config, Qwen2Model
+
+
+class Qwen2ForQuestionAnswering(LlamaForQuestionAnswering):
+    config_class, base_class = Qwen2Config, Qwen2Model

@@ -1,0 +1,240 @@
+"""OpenAI GPT (the first GPT): a post-norm causal decoder with learned positions and Conv1D weights.
+
+It has no key/value cache (neither has Transformers' version): each call attends over the whole sequence it is given.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..configuration import PretrainedConfig
+from ..errors import ConfigError
+from ..generation.utils import GenerationMixin
+from ..layers import (ACTIVATIONS, causal_lm_loss, check_position_limit, keep_last_logits, last_token_logits,
+                      merge_heads, output_flags, sequence_classification_loss)
+from ..modeling import PreTrainedModel
+from ..outputs import BaseModelOutput, CausalLMOutput, OpenAIGPTDoubleHeadsModelOutput, SequenceClassifierOutput
+from .gpt2 import CausalLMHead, Conv1D, SequenceSummary, base_inputs, check_kwargs, finish
+
+# OpenAI GPT names its activations differently: its "gelu" is the tanh approximation.
+_ACTIVATIONS = {"relu": F.relu, "silu": F.silu, "swish": F.silu, "gelu": ACTIVATIONS["gelu_new"]}
+
+
+class OpenAIGPTConfig(PretrainedConfig):
+    model_type = "openai-gpt"
+    attribute_map = {"max_position_embeddings": "n_positions", "hidden_size": "n_embd",
+                     "num_attention_heads": "n_head", "num_hidden_layers": "n_layer"}
+    defaults = dict(
+        vocab_size=40478, n_positions=512, n_embd=768, n_layer=12, n_head=12, afn="gelu", resid_pdrop=0.1,
+        embd_pdrop=0.1, attn_pdrop=0.1, layer_norm_epsilon=1e-5, initializer_range=0.02, summary_type="cls_index",
+        summary_use_proj=True, summary_activation=None, summary_proj_to_labels=True, summary_first_dropout=0.1,
+        tie_word_embeddings=True,
+    )
+
+
+class Attention(nn.Module):
+    """Causal self-attention. Scores of future positions are replaced by -1e4 (not added to) and padding adds the
+    dtype minimum, as in the original; with no padding and no weights wanted SDPA computes the same thing."""
+
+    def __init__(self, config: OpenAIGPTConfig):
+        super().__init__()
+        width, self.n_head = config.n_embd, config.n_head
+        if width % self.n_head:
+            raise ConfigError(f"n_embd={width} is not a multiple of n_head={self.n_head}.")
+        self.split_size = width
+        self.c_attn = Conv1D(3 * width, width)
+        self.c_proj = Conv1D(width, width)
+        self.attn_dropout = nn.Dropout(config.attn_pdrop)
+        self.resid_dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, x, causal, pad_mask, want_weights):
+        batch, seq, _ = x.shape
+        qkv = self.c_attn(x).view(batch, seq, 3, self.n_head, self.split_size // self.n_head)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (batch, heads, seq, head_dim)
+        dropout_p = self.attn_dropout.p if self.training else 0.0
+        if pad_mask is None and not want_weights:
+            out, weights = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True), None
+        else:
+            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(v.shape[-1])
+            scores = scores * causal + -1e4 * (1 - causal)
+            weights = (scores if pad_mask is None else scores + pad_mask).softmax(dim=-1)
+            out = torch.matmul(F.dropout(weights, dropout_p) if dropout_p else weights, v)
+        out = self.c_proj(merge_heads(out))
+        return (self.resid_dropout(out) if self.training else out), weights
+
+
+class MLP(nn.Module):
+    def __init__(self, n_state: int, config: OpenAIGPTConfig):
+        super().__init__()
+        self.c_fc = Conv1D(n_state, config.n_embd)
+        self.c_proj = Conv1D(config.n_embd, n_state)
+        if config.afn not in _ACTIVATIONS:
+            raise ConfigError(f"afn={config.afn!r} is not one of {sorted(_ACTIVATIONS)}.")
+        self.act = _ACTIVATIONS[config.afn]
+        self.dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, x):
+        out = self.c_proj(self.act(self.c_fc(x)))
+        return self.dropout(out) if self.training else out
+
+
+class Block(nn.Module):
+    """Attention and MLP, each followed by its residual sum and a LayerNorm (post-norm)."""
+
+    def __init__(self, config: OpenAIGPTConfig):
+        super().__init__()
+        self.attn = Attention(config)
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = MLP(4 * config.n_embd, config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+
+    def forward(self, x, causal, pad_mask, want_weights):
+        attn_out, weights = self.attn(x, causal, pad_mask, want_weights)
+        n = self.ln_1(x + attn_out)
+        return self.ln_2(n + self.mlp(n)), weights
+
+
+class OpenAIGPTPreTrainedModel(PreTrainedModel):
+    config_class = OpenAIGPTConfig
+    base_model_prefix = "transformer"
+    _keys_to_ignore_on_load_unexpected = (r"\.attn\.bias$",)
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, Conv1D):
+            module.weight.normal_(mean=0.0, std=self.config.initializer_range)
+            module.bias.zero_()
+        elif isinstance(module, OpenAIGPTModel):
+            module.position_ids.copy_(torch.arange(module.position_ids.shape[0]))
+
+
+class OpenAIGPTModel(OpenAIGPTPreTrainedModel):
+    def __init__(self, config: OpenAIGPTConfig):
+        super().__init__(config)
+        self.tokens_embed = nn.Embedding(config.vocab_size, config.n_embd)
+        self.positions_embed = nn.Embedding(config.n_positions, config.n_embd)
+        self.drop = nn.Dropout(config.embd_pdrop)
+        self.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.register_buffer("position_ids", torch.arange(config.n_positions), persistent=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.tokens_embed
+
+    def set_input_embeddings(self, value):
+        self.tokens_embed = value
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+        check_kwargs(self, kwargs)
+        config = self.config
+        want_weights, want_hidden = output_flags(config, output_attentions, output_hidden_states)
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
+        shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
+        if inputs_embeds is None:
+            inputs_embeds = self.tokens_embed(input_ids.reshape(-1, shape[-1]))
+        if position_ids is None:
+            check_position_limit(shape[-1], config.n_positions)
+            position_ids = self.position_ids[None, : shape[-1]]
+        hidden = inputs_embeds + self.positions_embed(position_ids)
+        if token_type_ids is not None:
+            hidden = hidden + self.tokens_embed(token_type_ids.reshape(-1, token_type_ids.shape[-1]))
+        hidden = self.drop(hidden) if self.training else hidden
+        seq = shape[-1]
+        causal = torch.ones(seq, seq, dtype=hidden.dtype, device=hidden.device).tril()
+        pad_mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            keep = attention_mask.reshape(-1, 1, 1, attention_mask.shape[-1]).to(hidden.dtype)
+            pad_mask = (1.0 - keep) * torch.finfo(hidden.dtype).min  # (batch, 1, 1, seq)
+        all_hidden, all_weights = [], []
+        for block in self.h:
+            all_hidden.append(hidden)
+            hidden, weights = block(hidden, causal, pad_mask, want_weights)
+            all_weights.append(weights)
+        hidden = hidden.view(*shape, hidden.shape[-1])
+        out = BaseModelOutput(last_hidden_state=hidden, hidden_states=(*all_hidden, hidden) if want_hidden else None,
+                              attentions=tuple(all_weights) if want_weights else None)
+        return finish(out, return_dict, config)
+
+
+_BASE_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds", "output_attentions",
+                "output_hidden_states")
+
+
+class OpenAIGPTLMHeadModel(CausalLMHead, OpenAIGPTPreTrainedModel, GenerationMixin):
+    _tied_weights_keys = {"lm_head.weight": "transformer.tokens_embed.weight"}
+
+    def __init__(self, config: OpenAIGPTConfig):
+        super().__init__(config)
+        self.transformer = OpenAIGPTModel(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, logits_to_keep=0, **kwargs):
+        check_kwargs(self, kwargs)
+        out = self.transformer(**base_inputs(locals(), _BASE_INPUTS))
+        logits = self.lm_head(keep_last_logits(out.last_hidden_state, logits_to_keep))
+        loss = None if labels is None else causal_lm_loss(logits, labels, kwargs.get("num_items_in_batch"))
+        return finish(CausalLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                     attentions=out.attentions), return_dict, self.config)
+
+
+class OpenAIGPTDoubleHeadsModel(OpenAIGPTPreTrainedModel):
+    """Language modelling plus a multiple-choice score read at each choice's `mc_token_ids` token."""
+
+    # Tied the other way round from the LM head model (the embeddings follow lm_head), as in Transformers.
+    _tied_weights_keys = {"transformer.tokens_embed.weight": "lm_head.weight"}
+    get_output_embeddings = CausalLMHead.get_output_embeddings
+    set_output_embeddings = CausalLMHead.set_output_embeddings
+
+    def __init__(self, config: OpenAIGPTConfig):
+        config.num_labels = 1  # the choice head scores one number per choice
+        super().__init__(config)
+        self.transformer = OpenAIGPTModel(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.multiple_choice_head = SequenceSummary(config)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, mc_token_ids=None, labels=None, mc_labels=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None, **kwargs):
+        check_kwargs(self, kwargs)
+        out = self.transformer(**base_inputs(locals(), _BASE_INPUTS))
+        hidden = out.last_hidden_state
+        lm_logits = self.lm_head(hidden)
+        mc_logits = self.multiple_choice_head(hidden, mc_token_ids).squeeze(-1)
+        mc_loss = None if mc_labels is None else F.cross_entropy(mc_logits.view(-1, mc_logits.shape[-1]),
+                                                                  mc_labels.view(-1))
+        lm_loss = None if labels is None else causal_lm_loss(lm_logits, labels)
+        return finish(OpenAIGPTDoubleHeadsModelOutput(
+            loss=lm_loss, mc_loss=mc_loss, logits=lm_logits, mc_logits=mc_logits, hidden_states=out.hidden_states,
+            attentions=out.attentions), return_dict, self.config)
+
+
+class OpenAIGPTForSequenceClassification(OpenAIGPTPreTrainedModel):
+    """Classifies a sequence by the logits of its last non-padding token."""
+
+    def __init__(self, config: OpenAIGPTConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.transformer = OpenAIGPTModel(config)
+        self.score = nn.Linear(config.n_embd, config.num_labels, bias=False)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, **kwargs):
+        check_kwargs(self, kwargs)
+        out = self.transformer(**base_inputs(locals(), _BASE_INPUTS))
+        logits = last_token_logits(self.score(out.last_hidden_state), input_ids, self.config.pad_token_id)
+        loss = None if labels is None else sequence_classification_loss(self.config, logits, labels)
+        return finish(SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                               attentions=out.attentions), return_dict, self.config)
