@@ -552,12 +552,6 @@ def reorder_self_attention(cache, beam_idx):
     return cache
 
 
-def span_logits(logits):
-    """(batch, seq, 2) question-answering scores -> (start logits, end logits), each (batch, seq)."""
-    start, end = logits.split(1, dim=-1)
-    return start.squeeze(-1).contiguous(), end.squeeze(-1).contiguous()
-
-
 def token_loss(logits, labels):
     """Cross-entropy of each position's logits against labels at the same position (-100 ignored); None without
     labels. Encoder-decoder heads get labels already aligned with the decoder inputs (see shift_tokens_right)."""

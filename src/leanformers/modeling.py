@@ -87,7 +87,8 @@ class PreTrainedModel(nn.Module):
 
     @classmethod
     def can_generate(cls) -> bool:
-        return False
+        """True for classes that inherit generate() (the generation mixin)."""
+        return any(base.__name__ == "GenerationMixin" for base in cls.__mro__)
 
     def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
         skip = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)} if exclude_embeddings else set()
