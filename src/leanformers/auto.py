@@ -75,8 +75,9 @@ REGISTRY: dict[str, Architecture] = {
         **({"PreTraining": "BartForConditionalGeneration"} if prefix == "Bart" else {})}, tokenizer)
        for model_type, prefix, tokenizer in (("bart", "Bart", "BartTokenizerFast"),
                                              ("mbart", "MBart", "MBartTokenizerFast"))},
+    # Marian's own tokenizer (source.spm / target.spm switching) is not built yet: tokenizer.json folders only.
     "marian": Architecture("marian", "MarianConfig", {
-        "": "MarianModel", "Seq2SeqLM": "MarianMTModel", "CausalLM": "MarianForCausalLM"}, "MarianTokenizer"),
+        "": "MarianModel", "Seq2SeqLM": "MarianMTModel", "CausalLM": "MarianForCausalLM"}),
     "pegasus": Architecture("pegasus", "PegasusConfig", {
         "": "PegasusModel", "Seq2SeqLM": "PegasusForConditionalGeneration", "CausalLM": "PegasusForCausalLM"},
         "PegasusTokenizerFast"),
