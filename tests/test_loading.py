@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 import leanformers
 from leanformers.errors import CheckpointError, ConfigError, ResourceNotFoundError, UnknownModelTypeError
-from leanformers.models import bert
+from leanformers.models import bert_heads as bert
 
 from parity.harness import TINY, assert_outputs_close, random_inputs, save_reference_model
 

@@ -31,7 +31,7 @@ def _bert_like(prefix: str, extra: dict | None = None) -> dict:
 
 
 REGISTRY: dict[str, Architecture] = {
-    "bert": Architecture("bert", "BertConfig", _bert_like("Bert", {
+    "bert": Architecture("bert_heads", "BertConfig", _bert_like("Bert", {
         "PreTraining": "BertForPreTraining", "NextSentencePrediction": "BertForNextSentencePrediction",
         "CausalLM": "BertLMHeadModel"}), "BertTokenizerFast"),
     "distilbert": Architecture("distilbert", "DistilBertConfig", _bert_like("DistilBert", {

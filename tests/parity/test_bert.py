@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import leanformers
-from leanformers.models import bert
+from leanformers.models import bert_heads as bert
 
 from .harness import TINY, assert_outputs_close, random_inputs, save_reference_model
 from .legacy import legacy_forward

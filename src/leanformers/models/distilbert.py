@@ -16,7 +16,7 @@ from ..layers import (activation, attention, expand_head_mask, merge_heads, padd
 from ..modeling import PreTrainedModel
 from ..outputs import (BaseModelOutput, MaskedLMOutput, MultipleChoiceModelOutput, QuestionAnsweringModelOutput,
                        SequenceClassifierOutput, TokenClassifierOutput)
-from .bert import extras, pack
+from ..outputs import extras, pack
 
 
 class DistilBertConfig(PretrainedConfig):
