@@ -4,4 +4,5 @@
 compared between libraries and whether lower or higher is better.
 """
 
-WORKLOADS = ("import_time", "load", "forward", "tokenizer", "seq2seq_generate", "decode")
+WORKLOADS = ("import_time", "load", "forward", "tokenizer", "seq2seq_generate", "decode",
+             "pipeline_text_classification", "pipeline_token_classification")

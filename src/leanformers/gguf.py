@@ -1,0 +1,422 @@
+"""GGUF checkpoints (the llama.cpp format): config, weights and tokenizer from one `.gguf` file.
+
+`from_pretrained(folder_or_repo, gguf_file="model.gguf")` of the models, of AutoConfig and of AutoTokenizer comes here.
+The header (metadata and tensor table) is parsed directly from a memory map, which takes a fraction of a second even
+with a 50k-token vocabulary; the quantised blocks are expanded to float32 by the `gguf` package
+(`gguf.quants.dequantize`). Tensor names are mapped to the checkpoint keys of the matching architecture, and the
+layouts llama.cpp changes on conversion are undone (the rotary row order of Llama's q/k projections, the transposed
+Conv1D weights of GPT-2). The tokenizer is rebuilt from the vocabulary, merges, token types, special ids and chat
+template stored in the metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import CheckpointError, ConfigError, TokenizerError
+
+# ---------------------------------------------------------------------------------------------- the file format
+_MAGIC = b"GGUF"
+_VERSIONS = (2, 3)
+_DEFAULT_ALIGNMENT = 32
+# metadata value types: fixed-size ones as (struct format, numpy dtype); 8 is a string and 9 an array
+_SCALARS = {0: ("<B", "u1"), 1: ("<b", "i1"), 2: ("<H", "<u2"), 3: ("<h", "<i2"), 4: ("<I", "<u4"),
+            5: ("<i", "<i4"), 6: ("<f", "<f4"), 7: ("<?", "?"), 10: ("<Q", "<u8"), 11: ("<q", "<i8"),
+            12: ("<d", "<f8")}
+_STRING, _ARRAY = 8, 9
+# token types of `tokenizer.ggml.token_type`
+_CONTROL, _USER_DEFINED = 3, 4
+
+
+@dataclass(frozen=True)
+class GGUFTensorInfo:
+    """One tensor of the file: its name, shape in torch order (slowest dimension first), ggml type and bytes."""
+
+    name: str
+    shape: tuple
+    ggml_type: int
+    start: int   # absolute offset in the file
+    nbytes: int
+
+
+@dataclass
+class GGUFFile:
+    """A parsed GGUF header over a read-only memory map of the file; tensor data is read on demand."""
+
+    path: str
+    version: int
+    metadata: dict
+    blob: np.ndarray = field(repr=False)  # the whole file, memory-mapped read-only
+    tensors: dict = field(default_factory=dict)  # name -> GGUFTensorInfo, in file order
+
+    @property
+    def architecture(self) -> str:
+        return self.metadata.get("general.architecture", "")
+
+    def raw(self, name: str) -> np.ndarray:
+        """The stored bytes of a tensor, shaped (*rows, bytes per row), as `gguf.quants.dequantize` expects."""
+        info = self.tensors[name]
+        data = self.blob[info.start:info.start + info.nbytes].view(np.ndarray)
+        rows = int(np.prod(info.shape[:-1])) if len(info.shape) > 1 else 1
+        return data.reshape(*info.shape[:-1], info.nbytes // rows)
+
+    def dequantize(self, name: str) -> np.ndarray:
+        """A tensor as a writable float32 array of its torch shape (quantised blocks expanded)."""
+        from gguf.constants import GGMLQuantizationType
+        from gguf.quants import dequantize
+
+        info = self.tensors[name]
+        values = dequantize(self.raw(name), GGMLQuantizationType(info.ggml_type)).reshape(info.shape)
+        # F32 tensors come back as views of the read-only map; the model needs memory of its own
+        return values if values.flags.writeable else values.copy()
+
+
+def read_gguf(path) -> GGUFFile:
+    """Parse the header of a GGUF file (version 2 or 3): metadata as Python values and the tensor table."""
+    path = os.fspath(path)
+    try:
+        blob = np.memmap(path, dtype=np.uint8, mode="r")
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"Cannot read the GGUF file {path}: {err}.") from err
+    view = memoryview(blob)
+    if bytes(view[:4]) != _MAGIC:
+        raise CheckpointError(f"{path} is not a GGUF file (it does not start with b'GGUF'). Pass the .gguf file "
+                              f"written by llama.cpp's converter as gguf_file=.")
+    try:
+        version, tensor_count, kv_count = struct.unpack_from("<IQQ", view, 4)
+        if version not in _VERSIONS:
+            raise CheckpointError(f"{path} is GGUF version {version}; versions {_VERSIONS} are supported. "
+                                  f"Convert it again with a recent llama.cpp.")
+        reader = _Reader(view, 24)
+        metadata = {reader.string(): reader.value() for _ in range(kv_count)}
+        entries = [reader.tensor_entry() for _ in range(tensor_count)]
+    except (struct.error, UnicodeDecodeError, IndexError, ValueError) as err:
+        raise CheckpointError(f"The header of {path} is damaged or truncated ({err}). Download the file again.") \
+            from err
+    alignment = int(metadata.get("general.alignment", _DEFAULT_ALIGNMENT))
+    data_start = -(-reader.pos // alignment) * alignment
+    file = GGUFFile(path, version, metadata, blob)
+    for name, shape, ggml_type, offset in entries:
+        nbytes = _byte_count(path, name, shape, ggml_type)
+        start = data_start + offset
+        if start + nbytes > len(blob):
+            raise CheckpointError(f"{path} is truncated: tensor '{name}' ends at byte {start + nbytes} but the file "
+                                  f"has {len(blob)} bytes. Download the file again.")
+        file.tensors[name] = GGUFTensorInfo(name, shape, ggml_type, start, nbytes)
+    return file
+
+
+class _Reader:
+    """Sequential little-endian reads from a memoryview (cheap slices, unlike numpy memmap slicing)."""
+
+    def __init__(self, view: memoryview, pos: int):
+        self.view, self.pos = view, pos
+
+    def unpack(self, fmt: str):
+        values = struct.unpack_from(fmt, self.view, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return values[0] if len(values) == 1 else values
+
+    def string(self) -> str:
+        length = self.unpack("<Q")
+        text = bytes(self.view[self.pos:self.pos + length]).decode("utf-8")
+        self.pos += length
+        return text
+
+    def value(self, kind: int | None = None):
+        kind = self.unpack("<I") if kind is None else kind
+        if kind in _SCALARS:
+            return self.unpack(_SCALARS[kind][0])
+        if kind == _STRING:
+            return self.string()
+        if kind != _ARRAY:
+            raise ValueError(f"unknown metadata value type {kind}")
+        element, count = self.unpack("<IQ")
+        if element in _SCALARS:  # one numpy read for a whole numeric array (token types, scores)
+            dtype = np.dtype(_SCALARS[element][1])
+            values = np.frombuffer(self.view, dtype=dtype, count=count, offset=self.pos)
+            self.pos += count * dtype.itemsize
+            return values.tolist()
+        return [self.value(element) for _ in range(count)]
+
+    def tensor_entry(self) -> tuple:
+        name = self.string()
+        dims = self.unpack("<I")
+        shape = struct.unpack_from(f"<{dims}Q", self.view, self.pos)
+        self.pos += 8 * dims
+        ggml_type, offset = self.unpack("<IQ")
+        return name, tuple(int(d) for d in reversed(shape)), ggml_type, offset  # ggml lists the fastest dim first
+
+
+def _byte_count(path: str, name: str, shape: tuple, ggml_type: int) -> int:
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    try:
+        block, size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
+    except (KeyError, ValueError):
+        raise CheckpointError(f"Tensor '{name}' of {path} has ggml type {ggml_type}, which the installed `gguf` "
+                              f"package does not know. Upgrade it: pip install -U gguf.") from None
+    elements = int(np.prod(shape)) if shape else 1
+    if shape and shape[-1] % block:
+        raise CheckpointError(f"Tensor '{name}' of {path} has rows of {shape[-1]} values, not a multiple of the "
+                              f"{block}-value blocks of its type: the file is damaged.")
+    return elements // block * size
+
+
+# ---------------------------------------------------------------------------------------------- architectures
+_LLAMA_BLOCK = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm", "attn_q": "self_attn.q_proj",
+                "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
+                "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+_LLAMA_TOP = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+_LLAMA_KEYS = {"context_length": "max_position_embeddings", "embedding_length": "hidden_size",
+               "block_count": "num_hidden_layers", "feed_forward_length": "intermediate_size",
+               "attention.head_count": "num_attention_heads", "attention.head_count_kv": "num_key_value_heads",
+               "rope.freq_base": "rope_theta", "attention.layer_norm_rms_epsilon": "rms_norm_eps",
+               "vocab_size": "vocab_size"}
+
+
+@dataclass(frozen=True)
+class _Architecture:
+    """How one llama.cpp architecture maps to ours: config keys, tensor names and undone layout changes."""
+
+    model_type: str
+    keys: dict         # metadata key after "<arch>." -> config field
+    top: dict          # GGUF tensor prefix -> checkpoint prefix, outside the blocks
+    layers: str        # checkpoint prefix of block i, with {i}
+    block: dict        # GGUF part name inside a block -> checkpoint module path
+    unpermute_qk: bool = False       # llama.cpp reorders the rotary rows of Llama's q/k projections
+    transposed: tuple = ()           # GGUF parts stored as the transpose of the checkpoint's (Conv1D) weight
+
+
+ARCHITECTURES = {
+    # the head size is the rotary width for Llama and Mistral (Qwen2 derives it from the hidden size)
+    "llama": _Architecture("llama", {**_LLAMA_KEYS, "rope.dimension_count": "head_dim"}, _LLAMA_TOP,
+                           "model.layers.{i}", _LLAMA_BLOCK, unpermute_qk=True),
+    "mistral": _Architecture("mistral", {**_LLAMA_KEYS, "rope.dimension_count": "head_dim"}, _LLAMA_TOP,
+                             "model.layers.{i}", _LLAMA_BLOCK, unpermute_qk=True),
+    "qwen2": _Architecture("qwen2", _LLAMA_KEYS, _LLAMA_TOP, "model.layers.{i}", _LLAMA_BLOCK),
+    "gpt2": _Architecture(
+        "gpt2", {"block_count": "n_layer", "context_length": "n_positions", "embedding_length": "n_embd",
+                 "feed_forward_length": "n_inner", "attention.head_count": "n_head",
+                 "attention.layer_norm_epsilon": "layer_norm_epsilon", "vocab_size": "vocab_size"},
+        {"token_embd": "transformer.wte", "position_embd": "transformer.wpe", "output_norm": "transformer.ln_f",
+         "output": "lm_head"},
+        "transformer.h.{i}",
+        {"attn_norm": "ln_1", "attn_qkv": "attn.c_attn", "attn_output": "attn.c_proj", "ffn_norm": "ln_2",
+         "ffn_up": "mlp.c_fc", "ffn_down": "mlp.c_proj"},
+        transposed=("attn_qkv", "attn_output", "ffn_up", "ffn_down")),
+}
+_TOKEN_IDS = {"bos_token_id": "bos_token_id", "eos_token_id": "eos_token_id", "unk_token_id": "unknown_token_id",
+              "pad_token_id": "padding_token_id"}
+
+
+def _architecture(file: GGUFFile) -> _Architecture:
+    arch = file.architecture
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"{file.path} holds a '{arch}' model; GGUF files of these architectures load: "
+                          f"{', '.join(sorted(ARCHITECTURES))}. Load the original (safetensors) checkpoint instead.")
+    return ARCHITECTURES[arch]
+
+
+def gguf_config_dict(file: GGUFFile) -> dict:
+    """The config fields (transformers names, with `model_type`) that the GGUF metadata states."""
+    spec = _architecture(file)
+    prefix = file.architecture + "."
+    config = {"model_type": spec.model_type}
+    for key, name in spec.keys.items():
+        if prefix + key in file.metadata:
+            config[name] = file.metadata[prefix + key]
+    for name, key in _TOKEN_IDS.items():
+        if f"tokenizer.ggml.{key}" in file.metadata:
+            config[name] = file.metadata[f"tokenizer.ggml.{key}"]
+    if "vocab_size" not in config:
+        tokens = file.metadata.get("tokenizer.ggml.tokens")
+        embedding = file.tensors.get("token_embd.weight")
+        if tokens is not None:
+            config["vocab_size"] = len(tokens)
+        elif embedding is not None:
+            config["vocab_size"] = embedding.shape[0]
+    config["tie_word_embeddings"] = "output.weight" not in file.tensors  # no output matrix: the embedding serves
+    return config
+
+
+def gguf_state_dict(file: GGUFFile) -> dict:
+    """Every tensor of the file, dequantised to float32 torch tensors under our checkpoint names. Tensors the
+    architecture does not name keep their GGUF name (the loader reports them as unexpected)."""
+    import torch
+
+    spec = _architecture(file)
+    prefix = file.architecture + "."
+    heads = file.metadata.get(prefix + "attention.head_count")
+    kv_heads = file.metadata.get(prefix + "attention.head_count_kv", heads)
+    state = {}
+    for name in file.tensors:
+        key, part = _checkpoint_name(spec, name)
+        tensor = torch.from_numpy(file.dequantize(name))
+        if spec.unpermute_qk and part in ("attn_q", "attn_k"):
+            tensor = _unpermute_rotary(tensor, heads if part == "attn_q" else kv_heads, name)
+        if part in spec.transposed and tensor.dim() == 2:
+            tensor = tensor.t().contiguous()
+        state[key] = tensor
+    return state
+
+
+def _checkpoint_name(spec: _Architecture, name: str) -> tuple[str, str | None]:
+    """(checkpoint key, GGUF part name) of a GGUF tensor name such as `blk.3.attn_q.weight`."""
+    match = re.fullmatch(r"blk\.(\d+)\.(\w+)\.(weight|bias)", name)
+    if match and match.group(2) in spec.block:
+        layer, part, kind = match.groups()
+        return f"{spec.layers.format(i=layer)}.{spec.block[part]}.{kind}", part
+    match = re.fullmatch(r"(\w+)\.(weight|bias)", name)
+    if match and match.group(1) in spec.top:
+        return f"{spec.top[match.group(1)]}.{match.group(2)}", match.group(1)
+    return name, None
+
+
+def _unpermute_rotary(tensor, heads: int | None, name: str):
+    """Undo llama.cpp's q/k row order: per head it stores the even rotary rows, then the odd ones; the checkpoint
+    keeps the two halves of each head (the layout `rotate_half` expects)."""
+    if not heads or tensor.shape[0] % (2 * heads):
+        raise CheckpointError(f"Cannot restore the row order of '{name}': {tensor.shape[0]} rows do not split into "
+                              f"{heads} heads of rotary pairs. The GGUF metadata (attention.head_count) is wrong.")
+    half = tensor.shape[0] // heads // 2
+    # (heads, half, 2, ...) -> (heads, 2, half, ...): pairs back into halves
+    return tensor.reshape(heads, half, 2, *tensor.shape[1:]).transpose(1, 2).reshape(tensor.shape).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------- loading hooks
+def resolve_gguf(path_or_repo, gguf_file, hub_kwargs: dict | None = None) -> str:
+    """Local path of `gguf_file`: an existing file path as it is, else a file of the folder or hub repo."""
+    from .hub import HUB_KWARGS, resolve_file
+
+    if os.path.isfile(os.fspath(gguf_file)):
+        return os.fspath(gguf_file)
+    hub_kwargs = {k: v for k, v in (hub_kwargs or {}).items() if k in HUB_KWARGS}
+    hub_kwargs.pop("_commit_hash", None)
+    return resolve_file(path_or_repo, os.fspath(gguf_file), **hub_kwargs)
+
+
+def load_gguf_config(path_or_repo, gguf_file, hub_kwargs: dict | None = None, config_class=None, **overrides):
+    """The model config stated by a GGUF file (AutoConfig picks the class from the architecture)."""
+    file = read_gguf(resolve_gguf(path_or_repo, gguf_file, hub_kwargs))
+    fields = gguf_config_dict(file)
+    if config_class is None:
+        from .auto import AutoConfig
+
+        config_class = AutoConfig.config_class(fields["model_type"])
+    fields.pop("model_type")
+    config = config_class(**{**fields, **overrides})
+    config.name_or_path = str(path_or_repo)
+    return config
+
+
+def load_gguf_checkpoint(cls, path_or_repo, gguf_file, config, hub_kwargs: dict) -> tuple:
+    """(config, state dict) for `cls.from_pretrained(path_or_repo, gguf_file=...)`; a given config is kept."""
+    file = read_gguf(resolve_gguf(path_or_repo, gguf_file, hub_kwargs))
+    if config is None:
+        fields = gguf_config_dict(file)
+        fields.pop("model_type")
+        config = cls.config_class(**fields)
+        config.name_or_path = str(path_or_repo)
+    return config, gguf_state_dict(file)
+
+
+# ---------------------------------------------------------------------------------------------- tokenizer
+# Pre-tokenizer split patterns of the `tokenizer.ggml.pre` names whose text splitting differs from GPT-2's; the
+# patterns are those of the original tokenizer.json files of these model families.
+_LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+_QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+_SPLITS = {**dict.fromkeys(("llama3", "llama-v3", "llama-bpe", "falcon3", "smaug-bpe", "dbrx", "pixtral"),
+                           _LLAMA3_SPLIT),
+           **dict.fromkeys(("qwen2", "deepseek-r1-qwen", "megrez"), _QWEN2_SPLIT)}
+
+
+def _byte_alphabet() -> dict[int, str]:
+    """The printable stand-in character of each byte in byte-level BPE vocabularies: printable Latin-1 bytes stand
+    for themselves, the others take the code points from 256 upwards, in byte order."""
+    kept = {*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)}
+    spelling, extra = {}, 0
+    for byte in range(256):
+        if byte in kept:
+            spelling[byte] = chr(byte)
+        else:
+            spelling[byte] = chr(256 + extra)
+            extra += 1
+    return spelling
+
+
+def byte_level_backend(metadata: dict):
+    """A `tokenizers.Tokenizer` (byte-level BPE) from the vocabulary, merges and token types of GGUF metadata."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, pre_tokenizers
+    from tokenizers.models import BPE
+
+    spelling = _byte_alphabet()
+    alphabet = set(spelling.values())
+    tokens = metadata["tokenizer.ggml.tokens"]
+    # tokens outside the byte alphabet (raw text in some files) are spelled in it, as the merges are
+    vocab = {(token if set(token) <= alphabet else "".join(spelling[b] for b in token.encode("utf-8"))): index
+             for index, token in enumerate(tokens)}
+    merges = [tuple(merge.split(" ", 1)) for merge in metadata.get("tokenizer.ggml.merges", [])]
+    backend = Tokenizer(BPE(vocab, merges, continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False))
+    split = _SPLITS.get(metadata.get("tokenizer.ggml.pre"))
+    if split is None:
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    else:
+        backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(split), behavior="isolated"),
+                                                         pre_tokenizers.ByteLevel(add_prefix_space=False,
+                                                                                  use_regex=False)])
+    backend.decoder = decoders.ByteLevel()
+    types = metadata.get("tokenizer.ggml.token_type") or []
+    # control tokens (<|im_start|>, ...) stay whole and are special; a "control" token spelled outside the byte
+    # alphabet is a mislabelled ordinary token and is left to the model
+    control = [AddedToken(token, normalized=False, special=True) for token, kind in zip(tokens, types)
+               if kind == _CONTROL and set(token) <= alphabet]
+    backend.add_special_tokens(control)
+    user = [AddedToken(token, normalized=False, special=False) for token, kind in zip(tokens, types)
+            if kind == _USER_DEFINED and token in vocab]
+    backend.add_tokens(user)
+    return backend
+
+
+def gguf_tokenizer_kwargs(metadata: dict) -> dict:
+    """Special tokens, BOS/EOS flags and chat template of GGUF metadata, as tokenizer keyword arguments."""
+    tokens = metadata["tokenizer.ggml.tokens"]
+    kwargs = {}
+    for name, key in (("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"), ("unk_token", "unknown_token_id"),
+                      ("pad_token", "padding_token_id")):
+        index = metadata.get(f"tokenizer.ggml.{key}")
+        kwargs[name] = tokens[index] if index is not None and 0 <= index < len(tokens) else None
+    for flag in ("add_bos_token", "add_eos_token"):
+        if f"tokenizer.ggml.{flag}" in metadata:
+            kwargs[flag] = bool(metadata[f"tokenizer.ggml.{flag}"])
+    if metadata.get("tokenizer.chat_template"):
+        kwargs["chat_template"] = metadata["tokenizer.chat_template"]
+    return kwargs
+
+
+def load_gguf_tokenizer(path_or_repo, gguf_file, **kwargs):
+    """The tokenizer stored in a GGUF file, as a PreTrainedTokenizerFast; keyword arguments override its settings
+    (e.g. padding_side="left")."""
+    from .hub import HUB_KWARGS
+    from .tokenization import PreTrainedTokenizerFast
+
+    hub_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in HUB_KWARGS}
+    file = read_gguf(resolve_gguf(path_or_repo, gguf_file, hub_kwargs))
+    metadata = file.metadata
+    kind = metadata.get("tokenizer.ggml.model")
+    if "tokenizer.ggml.tokens" not in metadata:
+        raise TokenizerError(f"{file.path} stores no tokenizer (no tokenizer.ggml.tokens); load the tokenizer from "
+                             f"the original checkpoint.")
+    if kind != "gpt2":
+        raise TokenizerError(f"{file.path} stores a '{kind}' tokenizer; tokenizers are rebuilt from GGUF files only "
+                             f"for byte-level BPE ('gpt2': GPT-2, Llama 3, Qwen2, SmolLM). Load the tokenizer from the "
+                             f"original checkpoint (tokenizer.json) instead.")
+    init = {**gguf_tokenizer_kwargs(metadata), "name_or_path": str(path_or_repo), **kwargs}
+    return PreTrainedTokenizerFast(tokenizer_object=byte_level_backend(metadata), **init)
