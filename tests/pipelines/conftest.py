@@ -56,7 +56,7 @@ def reference():
 
 @pytest.fixture(scope="session")
 def legacy(tiny):
-    """Results of transformers 4.55 for every case of legacy_cases.CASES (one subprocess for the session)."""
+    """Results of transformers 4.55 for every case of legacy_cases.CASES (one subprocess for the whole test run)."""
     from .legacy_cases import run_cases
 
     return run_cases(tiny)
@@ -64,7 +64,7 @@ def legacy(tiny):
 
 @pytest.fixture(scope="session")
 def ours(tiny):
-    """Our pipeline for (task, model name, construction keywords), built once per session."""
+    """Our pipeline for (task, model name, construction keywords), built once per test run."""
     import leanformers
 
     built = {}
@@ -80,7 +80,7 @@ def ours(tiny):
 
 @pytest.fixture(scope="session")
 def theirs(tiny, reference):
-    """The reference pipeline for (task, model name, construction keywords), built once per session."""
+    """The reference pipeline for (task, model name, construction keywords), built once per test run."""
     built = {}
 
     def get(task, model, **init):

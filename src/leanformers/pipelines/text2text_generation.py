@@ -115,7 +115,7 @@ class Text2TextGenerationPipeline(Pipeline):
     def __call__(self, *args, **kwargs):
         if not args:
             raise PipelineInputError(f"{type(self).__name__} needs an input text (or a list of texts).")
-        result = super().__call__(*args[:1], *args[1:], **kwargs)
+        result = super().__call__(*args, **kwargs)
         if isinstance(args[0], list) and all(isinstance(item, str) for item in args[0]) and \
                 all(len(entry) == 1 for entry in result):
             return [entry[0] for entry in result]
