@@ -8,7 +8,7 @@ import re
 
 import torch
 
-from .errors import CheckpointError, ResourceNotFoundError
+from .errors import CheckpointError, ConfigError, ResourceNotFoundError
 from .hub import resolve_file
 
 SAFE_WEIGHTS = "model.safetensors"
@@ -149,3 +149,41 @@ def _remove_stale_weights(folder, keep: set[str]):
     for name in os.listdir(folder):
         if pattern.match(name) and name not in keep:
             os.remove(os.path.join(folder, name))
+
+
+LEGACY_RENAMES = ((r"(?<=LayerNorm)\.gamma$", ".weight"), (r"(?<=LayerNorm)\.beta$", ".bias"))
+
+
+def rename_checkpoint_keys(model_cls, state: dict) -> dict:
+    """Apply the legacy renames and the class's own (regex, replacement) table to checkpoint keys."""
+    rules = [(re.compile(p), r) for p, r in (*LEGACY_RENAMES, *model_cls._checkpoint_renames)]
+    if not rules:
+        return state
+    renamed = {}
+    for key, value in state.items():
+        for pattern, replacement in rules:
+            key = pattern.sub(replacement, key)
+        renamed[key] = value
+    return renamed
+
+
+def as_dtype(dtype):
+    """A torch dtype from a dtype or its name ("bfloat16", "torch.float16"); None stays None."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    name = str(dtype).replace("torch.", "")
+    value = getattr(torch, name, None)
+    if not isinstance(value, torch.dtype):
+        raise ConfigError(f"dtype={dtype!r} is not a torch dtype; use e.g. torch.float32, 'bfloat16' or 'auto'.")
+    return value
+
+
+def checkpoint_dtype(files: list[str]):
+    """Floating dtype of the first weights file (read from its header when it is safetensors)."""
+    if files and files[0].endswith(".safetensors"):
+        return read_safetensors_dtype(files[0])
+    if files:
+        for tensor in load_weight_file(files[0]).values():
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return None

@@ -14,11 +14,11 @@ import re
 import torch
 from torch import nn
 
-from .checkpoint import find_weight_files, load_weight_file
+from .checkpoint import as_dtype, checkpoint_dtype, find_weight_files, load_weight_file, rename_checkpoint_keys
 from .configuration import PretrainedConfig
 from .errors import CheckpointError, ConfigError
 from .hub import HUB_KWARGS
-from .modeling import _as_dtype, checkpoint_dtype, rename_checkpoint_keys
+
 
 logger = logging.getLogger("leanformers")
 
@@ -114,7 +114,7 @@ def _resolve_dtype(dtype, config, files, state_dict) -> torch.dtype:
             dtype = next((t.dtype for t in state_dict.values() if t.is_floating_point()), None)
         if dtype is None:
             dtype = checkpoint_dtype(files)
-    return _as_dtype(dtype) or torch.get_default_dtype()
+    return as_dtype(dtype) or torch.get_default_dtype()
 
 
 def _resolve_device(device_map, device) -> torch.device:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import re
 
 import torch
 from torch import nn
 
-from .checkpoint import find_weight_files, load_weight_file, read_safetensors_dtype, save_state_dict
+from .checkpoint import as_dtype, find_weight_files, save_state_dict
 from .configuration import PretrainedConfig
 from .errors import CheckpointError, ConfigError, refuse_remote_code
 from .hub import HUB_KWARGS
@@ -18,9 +17,6 @@ from .hub import HUB_KWARGS
 logger = logging.getLogger("leanformers")
 
 # Old BERT-era checkpoints name LayerNorm parameters gamma/beta.
-LEGACY_RENAMES = ((r"(?<=LayerNorm)\.gamma$", ".weight"), (r"(?<=LayerNorm)\.beta$", ".bias"))
-
-
 class PreTrainedModel(nn.Module):
     """Base of every model: loading, saving, weight tying and initialisation of weights a checkpoint lacks."""
 
@@ -132,7 +128,7 @@ class PreTrainedModel(nn.Module):
         config = copy.deepcopy(config)
         config.update(kwargs)
         model = cls(config)
-        return model.to(_as_dtype(dtype)) if dtype not in (None, "auto") else model
+        return model.to(as_dtype(dtype)) if dtype not in (None, "auto") else model
 
     _from_config = from_config
 
@@ -178,38 +174,4 @@ class PreTrainedModel(nn.Module):
         return {k: kept[k] for k in state if k in kept}
 
 
-def rename_checkpoint_keys(model_cls, state: dict) -> dict:
-    """Apply the legacy renames and the class's own (regex, replacement) table to checkpoint keys."""
-    rules = [(re.compile(p), r) for p, r in (*LEGACY_RENAMES, *model_cls._checkpoint_renames)]
-    if not rules:
-        return state
-    renamed = {}
-    for key, value in state.items():
-        for pattern, replacement in rules:
-            key = pattern.sub(replacement, key)
-        renamed[key] = value
-    return renamed
-
-
-def _as_dtype(dtype):
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    name = str(dtype).replace("torch.", "")
-    value = getattr(torch, name, None)
-    if not isinstance(value, torch.dtype):
-        raise ConfigError(f"dtype={dtype!r} is not a torch dtype; use e.g. torch.float32, 'bfloat16' or 'auto'.")
-    return value
-
-
-def checkpoint_dtype(files: list[str]):
-    """Floating dtype of the first weights file (read from its header when it is safetensors)."""
-    if files and files[0].endswith(".safetensors"):
-        return read_safetensors_dtype(files[0])
-    if files:
-        for tensor in load_weight_file(files[0]).values():
-            if tensor.is_floating_point():
-                return tensor.dtype
-    return None
-
-
-__all__ = ["PreTrainedModel", "HUB_KWARGS", "rename_checkpoint_keys", "checkpoint_dtype", "find_weight_files"]
+__all__ = ["PreTrainedModel", "HUB_KWARGS", "find_weight_files"]
