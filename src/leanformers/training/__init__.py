@@ -17,7 +17,7 @@ _EXPORTS = {
     "PrinterCallback": "callbacks", "EarlyStoppingCallback": "callbacks", "ExportableState": "callbacks",
     "EvalPrediction": "utils", "PredictionOutput": "utils", "TrainOutput": "utils", "EvalLoopOutput": "utils",
     "set_seed": "utils", "enable_full_determinism": "utils", "get_last_checkpoint": "utils",
-    "LabelSmoother": "utils",
+    "LabelSmoother": "utils", "MissingCheckpointError": "checkpointing",
     "default_data_collator": "collators", "DefaultDataCollator": "collators", "DataCollatorWithPadding": "collators",
     "DataCollatorForLanguageModeling": "collators", "DataCollatorForTokenClassification": "collators",
     "DataCollatorForSeq2Seq": "collators",

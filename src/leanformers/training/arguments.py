@@ -275,8 +275,9 @@ class TrainingArguments:
 
         cuda = torch.cuda.is_available() and not self.use_cpu
         if (self.fp16 or self.fp16_full_eval) and not cuda:
-            raise ConfigError("fp16=True needs a CUDA GPU (it trains with a gradient scaler there). On CPU use "
-                              "bf16=True, which autocasts to bfloat16 without a scaler.")
+            name = "fp16" if self.fp16 else "fp16_full_eval"
+            raise ConfigError(f"{name}=True needs a CUDA GPU (float16 training uses a gradient scaler there). On "
+                              "the CPU use bf16=True (or bf16_full_eval=True), which autocasts to bfloat16.")
         if self.bf16 and cuda and not torch.cuda.is_bf16_supported():
             raise ConfigError("bf16=True but this GPU has no bfloat16 support; use fp16=True instead.")
 

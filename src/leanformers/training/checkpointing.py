@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import find_weight_files, load_weight_file
-from ..errors import CheckpointError, ResourceNotFoundError
+from ..errors import CheckpointError, MissingCheckpointError, ResourceNotFoundError
 from .utils import get_last_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -30,13 +30,13 @@ def resolve_resume_checkpoint(resume_from_checkpoint, output_dir) -> str | None:
     if resume_from_checkpoint is True:
         found = get_last_checkpoint(output_dir)
         if found is None:
-            raise ResourceNotFoundError(
+            raise MissingCheckpointError(
                 f"resume_from_checkpoint=True but {output_dir} has no checkpoint-<step> folder. Train once with a "
                 "save_strategy other than 'no' first, or pass the path of a checkpoint folder.")
         return found
     path = os.fspath(resume_from_checkpoint)
     if not os.path.isdir(path):
-        raise ResourceNotFoundError(
+        raise MissingCheckpointError(
             f"Cannot resume: checkpoint folder {path} does not exist. Pass a checkpoint-<step> folder written by "
             f"Trainer (e.g. {os.path.join(output_dir, 'checkpoint-500')}), or resume_from_checkpoint=True for the "
             "newest one in output_dir.")
@@ -48,7 +48,7 @@ def load_model_weights(model, checkpoint: str):
     try:
         files = find_weight_files(checkpoint, {"local_files_only": True})
     except ResourceNotFoundError as err:
-        raise ResourceNotFoundError(f"Cannot resume from {checkpoint}: it holds no model weights "
+        raise MissingCheckpointError(f"Cannot resume from {checkpoint}: it holds no model weights "
                                     "(model.safetensors or pytorch_model.bin). Is it a Trainer checkpoint?") from err
     state = {}
     for path in files:

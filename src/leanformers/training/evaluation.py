@@ -24,8 +24,9 @@ def _map_leaves(function, value):
 
 
 def _keep_first(count: int):
-    """A function cutting every array of a (nested) value to its first `count` rows."""
-    return lambda value: _map_leaves(lambda array: array[:count], value)
+    """A function cutting every array of a (nested) value to its first `count` rows (a scalar becomes one row,
+    so that per-batch scalars such as a loss among the outputs concatenate into one value per batch)."""
+    return lambda value: _map_leaves(lambda array: np.atleast_1d(array)[:count], value)
 
 
 def _gather(value):

@@ -303,13 +303,16 @@ class Trainer(EvaluationMixin):
         if self.args.torch_compile:
             self.model_wrapped = torch.compile(self.model_wrapped)
         self.create_scheduler(max_steps)
-        if self.args.fp16:
-            self.scaler = torch.amp.GradScaler("cuda")
+        self.scaler = self._create_grad_scaler()
         if checkpoint is not None:
             self._load_optimizer_and_scheduler(checkpoint)
         for name in ("model", "optimizer", "lr_scheduler"):
             setattr(self.callback_handler, name, getattr(self, name))
         return self.model_wrapped
+
+    def _create_grad_scaler(self):
+        """fp16 scales the loss so that small float16 gradients do not flush to zero; other modes need no scaler."""
+        return torch.amp.GradScaler(self.args.device.type) if self.args.fp16 else None
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         optimizer_state = ckpt.read_state_file(checkpoint, ckpt.OPTIMIZER_NAME)
