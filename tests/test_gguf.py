@@ -1,7 +1,9 @@
 """GGUF checkpoints on tiny files written here with the `gguf` package, checked against the reference
-transformers: the header reader, every supported tensor type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), the
-tensor names and the undone llama.cpp layouts (Llama's q/k row order, GPT-2's transposed weights) for Llama, Qwen2 and
-GPT-2, the config from the metadata, the tokenizer rebuilt from the metadata, and the errors on bad files."""
+transformers: the header reader, every supported tensor type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K) against
+the `gguf` package's own dequantiser, the tensor names and the undone llama.cpp layouts (Llama's q/k row order, GPT-2's
+transposed weights) for Llama, Qwen2 and GPT-2, the config from the metadata (AutoConfig and each config class), the
+tokenizer rebuilt from the metadata (byte-level BPE, and SentencePiece vocabularies of real models: Mistral v1 with
+byte fallback, botchan BPE and Unigram) through AutoTokenizer and each tokenizer class, and the errors on bad files."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from conftest import fixture_path
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFWriter
 from gguf.quants import quantize
@@ -345,9 +348,267 @@ def test_bad_files_raise_clear_errors(tmp_path, quantized_llama):
     finish(writer)
     with pytest.raises(ConfigError, match="'mamba' model"):
         leanformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="mamba.gguf")
-    writer = GGUFWriter(str(tmp_path / "spm.gguf"), "llama")
-    writer.add_string("tokenizer.ggml.model", "llama")
-    writer.add_array("tokenizer.ggml.tokens", ["<unk>", "a"])
+    with pytest.raises(ConfigError, match="'mamba' model.*original"):
+        leanformers.AutoConfig.from_pretrained(tmp_path, gguf_file="mamba.gguf")
+    with pytest.raises(ConfigError, match="'llama' config, not 'qwen2'"):
+        leanformers.Qwen2Config.from_pretrained(quantized_llama, gguf_file="tiny.gguf")
+    # cut inside the metadata (the vocabulary), not only inside the tensor data
+    (tmp_path / "head.gguf").write_bytes(data[:2000])
+    with pytest.raises(CheckpointError, match="damaged or truncated.*Download the file again"):
+        leanformers.AutoConfig.from_pretrained(tmp_path, gguf_file="head.gguf")
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
+        leanformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file="head.gguf")
+
+
+def write_tokenizer_only(path, kind: str, arch: str = "llama", scores: bool = False):
+    writer = GGUFWriter(str(path), arch)
+    writer.add_string("tokenizer.ggml.model", kind)
+    writer.add_array("tokenizer.ggml.tokens", ["<unk>", "<s>", "</s>", "\u2581a"])
+    if scores:
+        writer.add_array("tokenizer.ggml.scores", [0.0, 0.0, 0.0, -1.0])
     finish(writer)
-    with pytest.raises(TokenizerError, match="'llama' tokenizer"):
-        leanformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file="spm.gguf")
+
+
+def test_unsupported_tokenizers_raise_clear_errors(tmp_path):
+    for name, kind, arch in (("t5.gguf", "t5", "t5"), ("gemma.gguf", "llama", "gemma2"), ("rwkv.gguf", "rwkv", "rwkv")):
+        write_tokenizer_only(tmp_path / name, kind, arch, scores=True)
+        with pytest.raises(TokenizerError, match=f"'{kind}' tokenizer of a '{arch}' model.*original checkpoint"):
+            leanformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file=name)
+    write_tokenizer_only(tmp_path / "noscores.gguf", "llama")
+    with pytest.raises(TokenizerError, match="neither merges nor one score per token"):
+        leanformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file="noscores.gguf")
+    writer = GGUFWriter(str(tmp_path / "none.gguf"), "llama")
+    finish(writer)
+    with pytest.raises(TokenizerError, match="stores no tokenizer"):
+        leanformers.PreTrainedTokenizerFast.from_pretrained(tmp_path, gguf_file="none.gguf")
+
+
+# ---------------------------------------------------------------------------------------------- tensor types
+@pytest.fixture(scope="module")
+def typed_tensors(tmp_path_factory):
+    """One file with a (4, 512) tensor of each supported type (K-quants as random blocks) and a 1-D F32 one."""
+    path = tmp_path_factory.mktemp("types") / "types.gguf"
+    writer = GGUFWriter(str(path), "llama")
+    values = np.random.default_rng(0).standard_normal((4, 512)).astype(np.float32)
+    for seed, kind in enumerate(TENSOR_TYPES):
+        put(writer, f"t.{kind.name}", values, kind, seed)
+    put(writer, "norm", values[0])
+    finish(writer)
+    return path
+
+
+TENSOR_TYPES = (Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q4_K, Q.Q6_K)
+
+
+@pytest.mark.parametrize("kind", TENSOR_TYPES, ids=lambda kind: kind.name)
+def test_dequantize_equals_the_gguf_package(typed_tensors, kind):
+    """Our reader + dequantiser against the `gguf` package's own reader and `gguf.quants.dequantize`."""
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    stored = {tensor.name: tensor for tensor in GGUFReader(typed_tensors).tensors}
+    ours = read_gguf(typed_tensors)
+    names = [f"t.{kind.name}"] + (["norm"] if kind == Q.F32 else [])
+    for name in names:
+        expected = dequantize(stored[name].data, stored[name].tensor_type)
+        got = ours.dequantize(name)
+        assert stored[name].tensor_type == ours.tensors[name].ggml_type
+        assert got.dtype == np.float32 and got.flags.writeable
+        assert got.shape == ((4, 512) if name != "norm" else (512,))
+        assert np.array_equal(got, expected.reshape(got.shape)), name
+
+
+# ---------------------------------------------------------------------------------------------- config parity
+def spm_file(path, model: str, arch: str = "llama", name: str | None = None, add_bos: bool | None = None,
+             add_eos: bool | None = None, rename: dict | None = None, template: str | None = None):
+    """A GGUF whose tokenizer metadata comes from a real SentencePiece model, written as llama.cpp's converter
+    writes Llama 2 / Mistral files: pieces, scores and token types (normal, unknown, control, unused, byte), the
+    special ids, the BOS/EOS flags when given, and a tiny model so that the reference can build its config."""
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(model))
+    size = processor.vocab_size()
+    tokens = [(rename or {}).get(processor.id_to_piece(i), processor.id_to_piece(i)) for i in range(size)]
+    types = [2 if processor.is_unknown(i) else 3 if processor.is_control(i) else 5 if processor.is_unused(i)
+             else 6 if processor.is_byte(i) else 1 for i in range(size)]
+    writer = GGUFWriter(str(path), arch)
+    if name:
+        writer.add_name(name)
+    for key, value in (("block_count", 2), ("context_length", 64), ("embedding_length", 32),
+                       ("feed_forward_length", 64), ("attention.head_count", 4), ("attention.head_count_kv", 2)):
+        writer.add_uint32(f"{arch}.{key}", value)
+    writer.add_string("tokenizer.ggml.model", "llama")
+    writer.add_string("tokenizer.ggml.pre", "default")
+    writer.add_array("tokenizer.ggml.tokens", tokens)
+    writer.add_array("tokenizer.ggml.scores", [processor.get_score(i) for i in range(size)])
+    writer.add_array("tokenizer.ggml.token_type", types)
+    for key, index in (("bos", processor.bos_id()), ("eos", processor.eos_id()), ("unknown", processor.unk_id())):
+        writer.add_uint32(f"tokenizer.ggml.{key}_token_id", index)
+    for flag, value in (("add_bos_token", add_bos), ("add_eos_token", add_eos)):
+        if value is not None:
+            writer.add_bool(f"tokenizer.ggml.{flag}", value)
+    if template:
+        writer.add_string("tokenizer.chat_template", template)
+    writer.add_tensor("token_embd.weight", np.zeros((size, 32), np.float16))
+    finish(writer)
+    return path
+
+
+SPM_BPE = ("sentencepiece", "test", "botchan_en_bpe_1000.model")
+SPM_UNIGRAM = ("sentencepiece", "test", "botchan_en_unigram_1000.model")
+MISTRAL_V1 = ("mistral-common", "mistral_common", "data", "tokenizer.model.v1")
+IGNORED_CONFIG_KEYS = {"transformers_version", "_name_or_path", "_model_name_or_path"}
+
+
+def assert_same_config(ours, theirs):
+    expected = {k: v for k, v in theirs.to_dict().items() if k not in IGNORED_CONFIG_KEYS}
+    got = ours.to_dict()
+    assert type(ours).__name__ == type(theirs).__name__
+    assert {k: got.get(k, "missing") for k in expected} == expected
+    assert getattr(ours, "_model_name_or_path", None) == getattr(theirs, "_model_name_or_path", None)
+
+
+@pytest.fixture(scope="module")
+def config_files(tmp_path_factory, quantized_llama):
+    folder = tmp_path_factory.mktemp("configs")
+    write_llama(folder / "qwen2.gguf", reference_llama("Qwen2"), arch="qwen2")
+    torch.manual_seed(0)
+    write_gpt2(folder / "gpt2.gguf", transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=len(VOCAB[0]), n_embd=64, n_layer=2, n_head=4)))
+    spm_file(folder / "mistral.gguf", fixture_path(*SPM_BPE), name="mistral")
+    spm_file(folder / "named.gguf", fixture_path(*SPM_BPE), name="Botchan 1k")
+    (folder / "llama.gguf").symlink_to(quantized_llama / "tiny.gguf")
+    return folder
+
+
+@pytest.mark.parametrize("name, config_class", [("llama", "LlamaConfig"), ("qwen2", "Qwen2Config"),
+                                                ("gpt2", "GPT2Config"), ("mistral", "MistralConfig"),
+                                                ("named", "LlamaConfig")])
+def test_config_from_gguf_matches_the_reference(config_files, name, config_class):
+    """AutoConfig and the config class itself read the metadata as the reference does (a llama file named exactly
+    "mistral" is a Mistral model; GPT-2 keeps n_ctx and feed_forward_length; general.name is kept)."""
+    theirs = transformers.AutoConfig.from_pretrained(config_files, gguf_file=f"{name}.gguf")
+    ours = leanformers.AutoConfig.from_pretrained(config_files, gguf_file=f"{name}.gguf")
+    assert_same_config(ours, theirs)
+    direct = getattr(leanformers, config_class).from_pretrained(config_files, gguf_file=f"{name}.gguf")
+    assert_same_config(direct, getattr(transformers, config_class).from_pretrained(config_files,
+                                                                                   gguf_file=f"{name}.gguf"))
+    assert direct.name_or_path == ours.name_or_path == str(config_files)
+    overridden = getattr(leanformers, config_class).from_pretrained(config_files, gguf_file=f"{name}.gguf",
+                                                                   output_hidden_states=True)
+    assert overridden.output_hidden_states and overridden.vocab_size == ours.vocab_size
+
+
+# ---------------------------------------------------------------------------------------------- SentencePiece
+MISTRAL_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + "
+                    "' [/INST]' }}{% else %}{{ m['content'] + eos_token }}{% endif %}{% endfor %}")
+CHATS = [[{"role": "user", "content": "Hi!"}],
+         [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"},
+          {"role": "user", "content": "Café, 北京, 😀\n\tand <s> inline"}]]
+
+
+def assert_same_tokenizer(ours, theirs, texts):
+    assert json.loads(ours.backend_tokenizer.to_str()) == json.loads(theirs.backend_tokenizer.to_str())
+    ids = theirs(texts)["input_ids"]
+    assert ours(texts)["input_ids"] == ids
+    assert ours.batch_decode(ids) == theirs.batch_decode(ids)
+    assert ours.batch_decode(ids, skip_special_tokens=True) == theirs.batch_decode(ids, skip_special_tokens=True)
+    pairs = (texts[:20], texts[20:40])
+    assert ours(*pairs)["input_ids"] == theirs(*pairs)["input_ids"]
+    assert ours.special_tokens_map == theirs.special_tokens_map
+    assert ours.all_special_tokens == theirs.all_special_tokens
+    assert ours.get_vocab() == theirs.get_vocab() and len(ours) == len(theirs)
+    assert (ours.add_bos_token, ours.add_eos_token) == (theirs.add_bos_token, theirs.add_eos_token)
+    assert ours.padding_side == theirs.padding_side
+
+
+@pytest.fixture(scope="module")
+def mistral_pair(tmp_path_factory):
+    """Mistral v1's SentencePiece model (32000 pieces, 256 byte-fallback pieces) as a GGUF tokenizer, loaded by
+    both AutoTokenizers."""
+    folder = tmp_path_factory.mktemp("mistral-spm")
+    spm_file(folder / "m.gguf", fixture_path(*MISTRAL_V1), add_bos=True, add_eos=False, template=MISTRAL_TEMPLATE)
+    theirs = transformers.AutoTokenizer.from_pretrained(folder, gguf_file="m.gguf")
+    ours = leanformers.AutoTokenizer.from_pretrained(folder, gguf_file="m.gguf")
+    return ours, theirs
+
+
+def test_sentencepiece_tokenizer_matches_the_reference(mistral_pair):
+    ours, theirs = mistral_pair
+    texts = corpus() + ["<s>[INST] hi [/INST]</s> <unk>", "\x00\x07 \u0301 \U0001F9EC", "  two spaces"]
+    assert_same_tokenizer(ours, theirs, texts)
+    model = json.loads(ours.backend_tokenizer.to_str())["model"]
+    assert model["type"] == "BPE" and model["byte_fallback"] and len(model["merges"]) > 30000
+    assert type(ours).__name__ == "PreTrainedTokenizerFast" and ours.add_bos_token
+    encoded = ours(texts[:40], return_offsets_mapping=True)["offset_mapping"]
+    assert encoded == theirs(texts[:40], return_offsets_mapping=True)["offset_mapping"]
+    byte_pieces = [token for token in ours.convert_ids_to_tokens(ours("\U0001F9EC\x07")["input_ids"])
+                   if token.startswith("<0x")]
+    assert byte_pieces  # the text really goes through byte fallback
+
+
+def test_sentencepiece_chat_template_matches_the_reference(mistral_pair):
+    ours, theirs = mistral_pair
+    assert ours.chat_template == theirs.chat_template == MISTRAL_TEMPLATE
+    for chat in CHATS:
+        assert ours.apply_chat_template(chat, tokenize=False) == theirs.apply_chat_template(chat, tokenize=False)
+        assert ours.apply_chat_template(chat)["input_ids"] == theirs.apply_chat_template(chat)["input_ids"]
+
+
+SPM_VARIANTS = {
+    # flags the file states; scores of a BPE model
+    "bpe-flags": {"model": SPM_BPE, "add_bos": False, "add_eos": True},
+    # scores of a Unigram model: transformers still builds a BPE from them
+    "unigram": {"model": SPM_UNIGRAM},
+    # Phi-3 prepends "▁" in a normalizer, not in the pre-tokenizer
+    "phi3": {"model": SPM_BPE, "arch": "phi3"},
+    # special pieces named otherwise: the defaults <s> </s> <unk> are appended after the vocabulary
+    "renamed": {"model": SPM_BPE, "rename": {"<unk>": "<UNK>", "<s>": "<bos>", "</s>": "<eos>"}},
+}
+
+
+@pytest.mark.parametrize("variant", SPM_VARIANTS)
+def test_sentencepiece_variants_match_the_reference(tmp_path, variant):
+    options = dict(SPM_VARIANTS[variant])
+    spm_file(tmp_path / "v.gguf", fixture_path(*options.pop("model")), **options)
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file="v.gguf")
+    ours = leanformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file="v.gguf")
+    assert_same_tokenizer(ours, theirs, corpus()[:300] + ["<s> <bos> </s><eos> <unk>", "  hi", " "])
+
+
+def test_byte_level_file_without_endoftext_gets_it_appended(tmp_path):
+    tokens, merges, types = VOCAB
+    writer = GGUFWriter(str(tmp_path / "l3.gguf"), "llama")
+    writer.add_uint32("llama.block_count", 2)
+    writer.add_string("tokenizer.ggml.model", "gpt2")
+    writer.add_string("tokenizer.ggml.pre", "llama-bpe")
+    writer.add_array("tokenizer.ggml.tokens", ["<|begin_of_text|>" if t == CONTROL[0] else t for t in tokens])
+    writer.add_array("tokenizer.ggml.token_type", types)
+    writer.add_array("tokenizer.ggml.merges", merges)
+    finish(writer)
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file="l3.gguf")
+    ours = leanformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file="l3.gguf")
+    assert_same_tokenizer(ours, theirs, corpus()[:200] + ["<|endoftext|><|begin_of_text|> x"])
+    assert ours.convert_tokens_to_ids("<|endoftext|>") == len(tokens)
+
+
+@pytest.fixture(scope="module")
+def family_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("families")
+    spm_file(folder / "spm.gguf", fixture_path(*SPM_BPE), template=MISTRAL_TEMPLATE)
+    write_llama(folder / "qwen2.gguf", reference_llama("Qwen2"), arch="qwen2", pre="qwen2")
+    return folder
+
+
+@pytest.mark.parametrize("file", ["spm.gguf", "qwen2.gguf"])
+@pytest.mark.parametrize("cls", ["AutoTokenizer", "PreTrainedTokenizerFast", "LlamaTokenizer", "LlamaTokenizerFast",
+                                 "GPT2Tokenizer", "Qwen2Tokenizer"])
+def test_every_tokenizer_class_loads_gguf_like_the_reference(family_files, file, cls):
+    """gguf_file= works on each class: the engine comes from the file, the class keeps its own settings (padding
+    side); AutoTokenizer picks the class of the model type (Qwen2Tokenizer for a qwen2 file)."""
+    theirs = getattr(transformers, cls).from_pretrained(family_files, gguf_file=file)
+    ours = getattr(leanformers, cls).from_pretrained(family_files, gguf_file=file, local_files_only=True)
+    name = type(theirs).__name__
+    assert type(ours).__name__ == ("PreTrainedTokenizerFast" if name == "TokenizersBackend" else name + "Fast")
+    assert_same_tokenizer(ours, theirs, corpus()[:120] + [f"{USER_DEFINED} a<|im_start|>b <|im_end|> <s>"])
+    assert ours.chat_template == theirs.chat_template

@@ -18,7 +18,7 @@ import transformers
 import leanformers
 from leanformers import hub
 from leanformers.errors import CheckpointError, ResourceNotFoundError, UnsafePathError
-from tests.parity.harness import TINY, random_inputs, save_reference_model
+from tests.parity.harness import TINY, save_reference_model
 
 REPO = "tiny-org/tiny-bert"
 WORDS = ["the", "cat", "sat", "on", "mat", ".", ",", "!", "hello", "world", "hub", "cache"]

@@ -81,6 +81,22 @@ def test_config_matches_the_reference(ours, reference):
         assert getattr(ours[1].generation_config, key) == getattr(reference[1].generation_config, key), key
 
 
+
+def test_config_classes_read_the_gguf_like_the_reference(folder, ours, reference):
+    """AutoConfig.from_pretrained and LlamaConfig.from_pretrained with gguf_file= give the config the reference
+    builds from the metadata (its model's config, less what loading adds: dtype and the quantisation record)."""
+    # the private names are compared as attributes below (leanformers' to_dict leaves private attributes out)
+    not_compared = {"dtype", "quantization_config", "transformers_version", "_name_or_path", "_model_name_or_path"}
+    expected = {k: v for k, v in reference[1].config.to_dict().items() if k not in not_compared}
+    for config in (leanformers.AutoConfig.from_pretrained(folder, gguf_file=FILE),
+                   leanformers.LlamaConfig.from_pretrained(folder, gguf_file=FILE)):
+        got = config.to_dict()
+        assert type(config).__name__ == "LlamaConfig"
+        assert {k: got.get(k, "missing") for k in expected} == expected
+        assert config._model_name_or_path == reference[1].config._model_name_or_path
+        assert config.name_or_path == str(folder)
+    assert ours[1].config._model_name_or_path == reference[1].config._model_name_or_path
+
 def test_tokenizer_matches_the_reference(ours, reference):
     mine, theirs = ours[0], reference[0]
     texts = corpus()

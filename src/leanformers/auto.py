@@ -57,7 +57,7 @@ REGISTRY: dict[str, Architecture] = {
         "DoubleHeads": "OpenAIGPTDoubleHeadsModel"}, "OpenAIGPTTokenizerFast"),
     "ctrl": Architecture("ctrl", "CTRLConfig", {
         "": "CTRLModel", "CausalLM": "CTRLLMHeadModel", "PreTraining": "CTRLLMHeadModel",
-        "SequenceClassification": "CTRLForSequenceClassification"}),
+        "SequenceClassification": "CTRLForSequenceClassification"}, "CTRLTokenizer"),
     **{model_type: Architecture("llama", f"{prefix}Config", {
         "": f"{prefix}Model", "CausalLM": f"{prefix}ForCausalLM",
         "SequenceClassification": f"{prefix}ForSequenceClassification",
@@ -75,9 +75,8 @@ REGISTRY: dict[str, Architecture] = {
         **({"PreTraining": "BartForConditionalGeneration"} if prefix == "Bart" else {})}, tokenizer)
        for model_type, prefix, tokenizer in (("bart", "Bart", "BartTokenizerFast"),
                                              ("mbart", "MBart", "MBartTokenizerFast"))},
-    # Marian's own tokenizer (source.spm / target.spm switching) is not built yet: tokenizer.json folders only.
     "marian": Architecture("marian", "MarianConfig", {
-        "": "MarianModel", "Seq2SeqLM": "MarianMTModel", "CausalLM": "MarianForCausalLM"}),
+        "": "MarianModel", "Seq2SeqLM": "MarianMTModel", "CausalLM": "MarianForCausalLM"}, "MarianTokenizer"),
     "pegasus": Architecture("pegasus", "PegasusConfig", {
         "": "PegasusModel", "Seq2SeqLM": "PegasusForConditionalGeneration", "CausalLM": "PegasusForCausalLM"},
         "PegasusTokenizerFast"),
@@ -146,13 +145,6 @@ class AutoConfig:
         if kwargs.pop("trust_remote_code", False):
             refuse_remote_code()
         return_unused = kwargs.pop("return_unused_kwargs", False)
-        if kwargs.get("gguf_file"):
-            from .gguf import load_gguf_config
-            from .hub import HUB_KWARGS
-
-            hub_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in HUB_KWARGS}
-            config = load_gguf_config(pretrained_model_name_or_path, kwargs.pop("gguf_file"), hub_kwargs, **kwargs)
-            return (config, {}) if return_unused else config
         config_dict, kwargs = PretrainedConfig.get_config_dict(pretrained_model_name_or_path, **kwargs)
         if "model_type" not in config_dict:
             raise ConfigError(f"The config of {pretrained_model_name_or_path} has no 'model_type'; add one of "
@@ -224,7 +216,7 @@ class AutoTokenizer:
             refuse_remote_code()
         kwargs.pop("use_fast", None)  # every tokenizer here is backed by the Rust `tokenizers` engine
         if kwargs.get("gguf_file"):
-            from .gguf import load_gguf_tokenizer
+            from .tokenization.gguf import load_gguf_tokenizer
 
             return load_gguf_tokenizer(pretrained_model_name_or_path, kwargs.pop("gguf_file"), **kwargs)
         config = kwargs.pop("config", None)

@@ -188,11 +188,17 @@ class PretrainedConfig:
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Read `config.json` of a folder, a file or a hub repo. Returns (config dict, kwargs not used to find it)."""
+        """Read `config.json` of a folder, a file or a hub repo (or, with `gguf_file=`, the metadata of that GGUF
+        file). Returns (config dict, kwargs not used to find it)."""
         from .hub import HUB_KWARGS, resolve_file
 
         hub_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in HUB_KWARGS}
         path = str(pretrained_model_name_or_path)
+        gguf_file = kwargs.pop("gguf_file", None)
+        if gguf_file:
+            from .gguf import load_gguf_config_dict
+
+            return load_gguf_config_dict(path, gguf_file, hub_kwargs), kwargs
         if os.path.isfile(path):
             config_file = path
         else:

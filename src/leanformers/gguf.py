@@ -1,12 +1,12 @@
 """GGUF checkpoints (the llama.cpp format): config, weights and tokenizer from one `.gguf` file.
 
-`from_pretrained(folder_or_repo, gguf_file="model.gguf")` of the models, of AutoConfig and of AutoTokenizer comes here.
+`from_pretrained(folder_or_repo, gguf_file="model.gguf")` of the models, of the configs (AutoConfig and each config
+class) and of the tokenizers (AutoTokenizer and each tokenizer class) comes here.
 The header (metadata and tensor table) is parsed directly from a memory map, which takes a fraction of a second even
 with a 50k-token vocabulary; the quantised blocks are expanded to float32 by the `gguf` package
 (`gguf.quants.dequantize`). Tensor names are mapped to the checkpoint keys of the matching architecture, and the
 layouts llama.cpp changes on conversion are undone (the rotary row order of Llama's q/k projections, the transposed
-Conv1D weights of GPT-2). The tokenizer is rebuilt from the vocabulary, merges, token types, special ids and chat
-template stored in the metadata.
+Conv1D weights of GPT-2). The tokenizer is rebuilt from the metadata by `tokenization/gguf.py`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from __future__ import annotations
 import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import CheckpointError, ConfigError, TokenizerError
+from .errors import CheckpointError, ConfigError
 
 # ---------------------------------------------------------------------------------------------- the file format
 _MAGIC = b"GGUF"
@@ -29,8 +30,6 @@ _SCALARS = {0: ("<B", "u1"), 1: ("<b", "i1"), 2: ("<H", "<u2"), 3: ("<h", "<i2")
             5: ("<i", "<i4"), 6: ("<f", "<f4"), 7: ("<?", "?"), 10: ("<Q", "<u8"), 11: ("<q", "<i8"),
             12: ("<d", "<f8")}
 _STRING, _ARRAY = 8, 9
-# token types of `tokenizer.ggml.token_type`
-_CONTROL, _USER_DEFINED = 3, 4
 
 
 @dataclass(frozen=True)
@@ -185,12 +184,20 @@ class _Architecture:
     """How one llama.cpp architecture maps to ours: config keys, tensor names and undone layout changes."""
 
     model_type: str
-    keys: dict         # metadata key after "<arch>." -> config field
+    keys: dict         # metadata key after "<arch>." -> config field, or a tuple of fields that all take it
     top: dict          # GGUF tensor prefix -> checkpoint prefix, outside the blocks
     layers: str        # checkpoint prefix of block i, with {i}
     block: dict        # GGUF part name inside a block -> checkpoint module path
     unpermute_qk: bool = False       # llama.cpp reorders the rotary rows of Llama's q/k projections
     transposed: tuple = ()           # GGUF parts stored as the transpose of the checkpoint's (Conv1D) weight
+    finish: Callable | None = None   # last touches on the config dict, in place
+
+
+def _gpt2_inner(config: dict):
+    """GPT-2's MLP width is n_inner, left None (four times the embedding) unless the file states another."""
+    width = config.get("feed_forward_length")
+    if width is not None and width != 4 * config.get("n_embd", 768):
+        config["n_inner"] = width
 
 
 ARCHITECTURES = {
@@ -201,25 +208,37 @@ ARCHITECTURES = {
                              "model.layers.{i}", _LLAMA_BLOCK, unpermute_qk=True),
     "qwen2": _Architecture("qwen2", _LLAMA_KEYS, _LLAMA_TOP, "model.layers.{i}", _LLAMA_BLOCK),
     "gpt2": _Architecture(
-        "gpt2", {"block_count": "n_layer", "context_length": "n_positions", "embedding_length": "n_embd",
-                 "feed_forward_length": "n_inner", "attention.head_count": "n_head",
+        # transformers keeps the context length and MLP width under the llama.cpp-like names n_ctx and
+        # feed_forward_length; n_positions and n_inner are what the model is built from
+        "gpt2", {"block_count": "n_layer", "context_length": ("n_positions", "n_ctx"), "embedding_length": "n_embd",
+                 "feed_forward_length": "feed_forward_length", "attention.head_count": "n_head",
                  "attention.layer_norm_epsilon": "layer_norm_epsilon", "vocab_size": "vocab_size"},
         {"token_embd": "transformer.wte", "position_embd": "transformer.wpe", "output_norm": "transformer.ln_f",
          "output": "lm_head"},
         "transformer.h.{i}",
         {"attn_norm": "ln_1", "attn_qkv": "attn.c_attn", "attn_output": "attn.c_proj", "ffn_norm": "ln_2",
          "ffn_up": "mlp.c_fc", "ffn_down": "mlp.c_proj"},
-        transposed=("attn_qkv", "attn_output", "ffn_up", "ffn_down")),
+        transposed=("attn_qkv", "attn_output", "ffn_up", "ffn_down"), finish=_gpt2_inner),
 }
 _TOKEN_IDS = {"bos_token_id": "bos_token_id", "eos_token_id": "eos_token_id", "unk_token_id": "unknown_token_id",
               "pad_token_id": "padding_token_id"}
 
 
-def _architecture(file: GGUFFile) -> _Architecture:
+def gguf_model_type(file: GGUFFile) -> str:
+    """The model type a file holds: its architecture, except that llama.cpp files Mistral models as "llama" and
+    transformers reads them as Mistral when the file is named exactly "mistral"."""
     arch = file.architecture
+    if arch == "llama" and file.metadata.get("general.name") == "mistral":
+        return "mistral"
+    return arch
+
+
+def _architecture(file: GGUFFile) -> _Architecture:
+    arch = gguf_model_type(file)
     if arch not in ARCHITECTURES:
         raise ConfigError(f"{file.path} holds a '{arch}' model; GGUF files of these architectures load: "
-                          f"{', '.join(sorted(ARCHITECTURES))}. Load the original (safetensors) checkpoint instead.")
+                          f"{', '.join(sorted(ARCHITECTURES))}. Load the original (safetensors) checkpoint of the "
+                          f"model, or a GGUF file of a supported architecture, instead.")
     return ARCHITECTURES[arch]
 
 
@@ -228,9 +247,9 @@ def gguf_config_dict(file: GGUFFile) -> dict:
     spec = _architecture(file)
     prefix = file.architecture + "."
     config = {"model_type": spec.model_type}
-    for key, name in spec.keys.items():
+    for key, names in spec.keys.items():
         if prefix + key in file.metadata:
-            config[name] = file.metadata[prefix + key]
+            config.update(dict.fromkeys((names,) if isinstance(names, str) else names, file.metadata[prefix + key]))
     for name, key in _TOKEN_IDS.items():
         if f"tokenizer.ggml.{key}" in file.metadata:
             config[name] = file.metadata[f"tokenizer.ggml.{key}"]
@@ -242,6 +261,10 @@ def gguf_config_dict(file: GGUFFile) -> dict:
         elif embedding is not None:
             config["vocab_size"] = embedding.shape[0]
     config["tie_word_embeddings"] = "output.weight" not in file.tensors  # no output matrix: the embedding serves
+    if "general.name" in file.metadata:  # the name the converter gave the model, kept as transformers keeps it
+        config["_model_name_or_path"] = file.metadata["general.name"]
+    if spec.finish is not None:
+        spec.finish(config)
     return config
 
 
@@ -301,18 +324,9 @@ def resolve_gguf(path_or_repo, gguf_file, hub_kwargs: dict | None = None) -> str
     return resolve_file(path_or_repo, os.fspath(gguf_file), **hub_kwargs)
 
 
-def load_gguf_config(path_or_repo, gguf_file, hub_kwargs: dict | None = None, config_class=None, **overrides):
-    """The model config stated by a GGUF file (AutoConfig picks the class from the architecture)."""
-    file = read_gguf(resolve_gguf(path_or_repo, gguf_file, hub_kwargs))
-    fields = gguf_config_dict(file)
-    if config_class is None:
-        from .auto import AutoConfig
-
-        config_class = AutoConfig.config_class(fields["model_type"])
-    fields.pop("model_type")
-    config = config_class(**{**fields, **overrides})
-    config.name_or_path = str(path_or_repo)
-    return config
+def load_gguf_config_dict(path_or_repo, gguf_file, hub_kwargs: dict | None = None) -> dict:
+    """The config dict (transformers names, with `model_type`) stated by a GGUF file of a folder or hub repo."""
+    return gguf_config_dict(read_gguf(resolve_gguf(path_or_repo, gguf_file, hub_kwargs)))
 
 
 def load_gguf_checkpoint(cls, path_or_repo, gguf_file, config, hub_kwargs: dict) -> tuple:
@@ -324,99 +338,3 @@ def load_gguf_checkpoint(cls, path_or_repo, gguf_file, config, hub_kwargs: dict)
         config = cls.config_class(**fields)
         config.name_or_path = str(path_or_repo)
     return config, gguf_state_dict(file)
-
-
-# ---------------------------------------------------------------------------------------------- tokenizer
-# Pre-tokenizer split patterns of the `tokenizer.ggml.pre` names whose text splitting differs from GPT-2's; the
-# patterns are those of the original tokenizer.json files of these model families.
-_LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-_QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-_SPLITS = {**dict.fromkeys(("llama3", "llama-v3", "llama-bpe", "falcon3", "smaug-bpe", "dbrx", "pixtral"),
-                           _LLAMA3_SPLIT),
-           **dict.fromkeys(("qwen2", "deepseek-r1-qwen", "megrez"), _QWEN2_SPLIT)}
-
-
-def _byte_alphabet() -> dict[int, str]:
-    """The printable stand-in character of each byte in byte-level BPE vocabularies: printable Latin-1 bytes stand
-    for themselves, the others take the code points from 256 upwards, in byte order."""
-    kept = {*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)}
-    spelling, extra = {}, 0
-    for byte in range(256):
-        if byte in kept:
-            spelling[byte] = chr(byte)
-        else:
-            spelling[byte] = chr(256 + extra)
-            extra += 1
-    return spelling
-
-
-def byte_level_backend(metadata: dict):
-    """A `tokenizers.Tokenizer` (byte-level BPE) from the vocabulary, merges and token types of GGUF metadata."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, pre_tokenizers
-    from tokenizers.models import BPE
-
-    spelling = _byte_alphabet()
-    alphabet = set(spelling.values())
-    tokens = metadata["tokenizer.ggml.tokens"]
-    # tokens outside the byte alphabet (raw text in some files) are spelled in it, as the merges are
-    vocab = {(token if set(token) <= alphabet else "".join(spelling[b] for b in token.encode("utf-8"))): index
-             for index, token in enumerate(tokens)}
-    merges = [tuple(merge.split(" ", 1)) for merge in metadata.get("tokenizer.ggml.merges", [])]
-    backend = Tokenizer(BPE(vocab, merges, continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False))
-    split = _SPLITS.get(metadata.get("tokenizer.ggml.pre"))
-    if split is None:
-        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    else:
-        backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(split), behavior="isolated"),
-                                                         pre_tokenizers.ByteLevel(add_prefix_space=False,
-                                                                                  use_regex=False)])
-    backend.decoder = decoders.ByteLevel()
-    types = metadata.get("tokenizer.ggml.token_type") or []
-    # control tokens (<|im_start|>, ...) stay whole and are special; a "control" token spelled outside the byte
-    # alphabet is a mislabelled ordinary token and is left to the model
-    control = [AddedToken(token, normalized=False, special=True) for token, kind in zip(tokens, types)
-               if kind == _CONTROL and set(token) <= alphabet]
-    backend.add_special_tokens(control)
-    user = [AddedToken(token, normalized=False, special=False) for token, kind in zip(tokens, types)
-            if kind == _USER_DEFINED and token in vocab]
-    backend.add_tokens(user)
-    return backend
-
-
-def gguf_tokenizer_kwargs(metadata: dict) -> dict:
-    """Special tokens, BOS/EOS flags and chat template of GGUF metadata, as tokenizer keyword arguments."""
-    tokens = metadata["tokenizer.ggml.tokens"]
-    kwargs = {}
-    for name, key in (("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"), ("unk_token", "unknown_token_id"),
-                      ("pad_token", "padding_token_id")):
-        index = metadata.get(f"tokenizer.ggml.{key}")
-        kwargs[name] = tokens[index] if index is not None and 0 <= index < len(tokens) else None
-    for flag in ("add_bos_token", "add_eos_token"):
-        if f"tokenizer.ggml.{flag}" in metadata:
-            kwargs[flag] = bool(metadata[f"tokenizer.ggml.{flag}"])
-    if metadata.get("tokenizer.chat_template"):
-        kwargs["chat_template"] = metadata["tokenizer.chat_template"]
-    return kwargs
-
-
-def load_gguf_tokenizer(path_or_repo, gguf_file, **kwargs):
-    """The tokenizer stored in a GGUF file, as a PreTrainedTokenizerFast; keyword arguments override its settings
-    (e.g. padding_side="left")."""
-    from .hub import HUB_KWARGS
-    from .tokenization import PreTrainedTokenizerFast
-
-    hub_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in HUB_KWARGS}
-    file = read_gguf(resolve_gguf(path_or_repo, gguf_file, hub_kwargs))
-    metadata = file.metadata
-    kind = metadata.get("tokenizer.ggml.model")
-    if "tokenizer.ggml.tokens" not in metadata:
-        raise TokenizerError(f"{file.path} stores no tokenizer (no tokenizer.ggml.tokens); load the tokenizer from "
-                             f"the original checkpoint.")
-    if kind != "gpt2":
-        raise TokenizerError(f"{file.path} stores a '{kind}' tokenizer; tokenizers are rebuilt from GGUF files only "
-                             f"for byte-level BPE ('gpt2': GPT-2, Llama 3, Qwen2, SmolLM). Load the tokenizer from the "
-                             f"original checkpoint (tokenizer.json) instead.")
-    init = {**gguf_tokenizer_kwargs(metadata), "name_or_path": str(path_or_repo), **kwargs}
-    return PreTrainedTokenizerFast(tokenizer_object=byte_level_backend(metadata), **init)

@@ -204,8 +204,9 @@ def _materialize_missing(model: nn.Module, dtype, device):
         loaded = {name: t for name, t in own.items() if not t.is_meta}
         for name, tensor in own.items():
             is_param = name in module._parameters
-            fresh = torch.empty_like(tensor, device=device,
-                                     dtype=dtype if is_param and tensor.is_floating_point() else tensor.dtype)
+            # torch.empty, not empty_like: empty_like of a meta tensor makes torch import sympy (a second or more)
+            fresh = torch.empty(tensor.shape, device=device,
+                                dtype=dtype if is_param and tensor.is_floating_point() else tensor.dtype)
             if is_param:
                 module._parameters[name] = nn.Parameter(fresh, requires_grad=tensor.requires_grad)
             else:

@@ -105,16 +105,31 @@ def check_cached_decoding(ours, reference, inputs: dict, prefill: int, make_cach
 
 
 def check_saved_by_us(our_cls, folder, save_dir, reference_class_name: str, inputs: dict):
-    """A folder we write (after changing every weight) loads in the reference with nothing missing or unexpected,
-    and gives our outputs."""
+    """A folder we write (after changing every trainable weight) loads in the reference with nothing missing or
+    unexpected and gives our outputs; it holds exactly the tensors the reference saves. -> (ours, theirs)"""
     import transformers
+    from safetensors import safe_open
 
     ours = our_cls.from_pretrained(folder)
     with torch.no_grad():
         for param in ours.parameters():
-            param.add_(0.01 * torch.randn_like(param))
+            if param.requires_grad:
+                param.add_(0.01 * torch.randn_like(param))
     ours.save_pretrained(save_dir)
     theirs, info = getattr(transformers, reference_class_name).from_pretrained(save_dir, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"], info
     with torch.no_grad():
         assert_same(ours(**inputs), theirs.eval()(**inputs))
+    with safe_open(f"{save_dir}/model.safetensors", "pt") as mine:
+        with safe_open(f"{folder}/model.safetensors", "pt") as ref:
+            assert sorted(mine.keys()) == sorted(ref.keys())
+    return ours, theirs
+
+
+def double_heads_inputs() -> dict:
+    """(batch 2, 3 choices, 5 tokens) inputs of a double-heads model, with the token each choice is scored at and
+    labels for both heads."""
+    g = torch.Generator().manual_seed(2)
+    return {"input_ids": torch.randint(3, 99, (2, 3, 5), generator=g),
+            "mc_token_ids": torch.tensor([[4, 3, 2], [1, 4, 4]]),
+            "labels": torch.randint(0, 99, (2, 3, 5), generator=g), "mc_labels": torch.tensor([2, 0])}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .decoder_parity import assert_same, check_head, reference_model  # noqa: F401  (re-exported for the tests)
+from .decoder_parity import assert_same, check_head, check_saved_by_us, reference_model  # noqa: F401  (re-exported)
 from .harness import _close
 
 BART_TINY = dict(vocab_size=99, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
@@ -49,6 +49,14 @@ def head_inputs(class_name: str, inputs: dict) -> tuple[dict, dict]:
     if "Generation" in class_name or class_name.endswith("MTModel"):
         return {**base, **decoder}, {"labels": inputs["labels"]}
     return {**base, **decoder}, {}
+
+
+def check_saved_head(name: str, folder, save_dir, inputs: dict):
+    """check_saved_by_us for the head `name` (ours and the reference's class of that name) on its head_inputs."""
+    import leanformers
+
+    model_inputs, labels = head_inputs(name, inputs)
+    return check_saved_by_us(getattr(leanformers, name), folder, save_dir, name, {**model_inputs, **labels})
 
 
 def check_cached_decoding(ours, reference, inputs: dict, prefill: int = 2, make_cache=None):
@@ -101,24 +109,3 @@ def check_generate(ours, reference, inputs: dict, **settings):
             _close(mine[key], theirs[key], 1e-5, 1e-4, key)
     return mine
 
-
-def check_saved_by_us(our_cls, folder, save_dir, reference_class_name: str, inputs: dict):
-    """A folder we write (after changing every weight) loads in the reference with nothing missing or unexpected
-    and gives our outputs; it holds exactly the tensors the reference saves."""
-    import transformers
-    from safetensors import safe_open
-
-    ours = our_cls.from_pretrained(folder)
-    with torch.no_grad():
-        for param in ours.parameters():
-            if param.requires_grad:
-                param.add_(0.01 * torch.randn_like(param))
-    ours.save_pretrained(save_dir)
-    theirs, info = getattr(transformers, reference_class_name).from_pretrained(save_dir, output_loading_info=True)
-    assert not info["missing_keys"] and not info["unexpected_keys"], info
-    with torch.no_grad():
-        assert_same(ours(**inputs), theirs.eval()(**inputs))
-    with safe_open(f"{save_dir}/model.safetensors", "pt") as mine:
-        with safe_open(f"{folder}/model.safetensors", "pt") as ref:
-            assert sorted(mine.keys()) == sorted(ref.keys())
-    return ours, theirs

@@ -6,11 +6,9 @@ import torch
 import leanformers
 from leanformers.models import electra
 
-from .encoder_parity import (FLAGS, check_head, check_head_mask_against_legacy, check_reload_by_reference,
-                             head_inputs, head_labels, reference_cache)
+from .encoder_parity import (FLAGS, check_cross_attention, check_head, check_head_mask_against_legacy,
+                             check_reload_by_reference, head_inputs, head_labels, reference_cache)
 from .harness import TINY, assert_outputs_close
-
-GEN = torch.Generator()
 
 HEADS = {  # class -> Auto class
     "ElectraModel": "AutoModel", "ElectraForPreTraining": "AutoModelForPreTraining",
@@ -72,17 +70,9 @@ def test_discriminator_loss_without_mask_and_embeds(saved):
         assert_outputs_close(ours(**kwargs), reference(**kwargs))
 
 
-@torch.no_grad()
 def test_cross_attention_decoder(saved):
     folder, reference = saved("ElectraForCausalLM", add_cross_attention=True)
-    ours = electra.ElectraForCausalLM.from_pretrained(folder)
-    encoder_mask = torch.ones(2, 5, dtype=torch.long)
-    encoder_mask[1, -1:] = 0
-    kwargs = {**head_inputs("ElectraForCausalLM", reference.config), **FLAGS, "encoder_attention_mask": encoder_mask,
-              "encoder_hidden_states": torch.randn(2, 5, TINY["hidden_size"], generator=GEN.manual_seed(2))}
-    got = ours(**kwargs)
-    assert len(got.cross_attentions) == TINY["num_hidden_layers"]
-    assert_outputs_close(got, reference(**kwargs))
+    check_cross_attention(electra.ElectraForCausalLM, folder, reference, "ElectraForCausalLM", TINY["hidden_size"])
 
 
 @pytest.mark.parametrize("name", ["ElectraForPreTraining", "ElectraForMaskedLM", "ElectraForMultipleChoice"])

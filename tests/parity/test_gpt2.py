@@ -8,8 +8,8 @@ from leanformers import AutoModel, AutoModelForCausalLM
 from leanformers.cache import DynamicCache, StaticCache
 from leanformers.errors import ConfigError
 
-from .decoder_parity import (assert_same, check_cached_decoding, check_head, check_saved_by_us, left_padded,
-                             reference_model)
+from .decoder_parity import (assert_same, check_cached_decoding, check_head, check_saved_by_us, double_heads_inputs,
+                             left_padded, reference_model)
 
 CONFIG = dict(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64, pad_token_id=0, bos_token_id=1,
               eos_token_id=2)
@@ -46,11 +46,7 @@ def test_head_matches_reference(name, tmp_path):
 
 def test_double_heads(tmp_path):
     reference = reference_model("GPT2DoubleHeadsModel", "GPT2Config", tmp_path, **CONFIG)
-    g = torch.Generator().manual_seed(2)
-    inputs = {"input_ids": torch.randint(3, 99, (2, 3, 5), generator=g),
-              "mc_token_ids": torch.tensor([[4, 3, 2], [1, 4, 4]]),
-              "labels": torch.randint(0, 99, (2, 3, 5), generator=g), "mc_labels": torch.tensor([2, 0])}
-    ours = check_head(leanformers.GPT2DoubleHeadsModel, tmp_path, reference, inputs)
+    ours = check_head(leanformers.GPT2DoubleHeadsModel, tmp_path, reference, double_heads_inputs())
     assert ours.can_generate() and ours.multiple_choice_head.summary.weight.shape == (1, 32)
 
 

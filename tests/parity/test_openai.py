@@ -6,7 +6,7 @@ import torch
 import leanformers
 from leanformers import AutoModelForCausalLM
 
-from .decoder_parity import check_head, check_saved_by_us, left_padded, reference_model
+from .decoder_parity import check_head, check_saved_by_us, double_heads_inputs, left_padded, reference_model
 
 CONFIG = dict(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64, pad_token_id=0)
 HEADS = ["OpenAIGPTModel", "OpenAIGPTLMHeadModel", "OpenAIGPTForSequenceClassification"]
@@ -36,11 +36,7 @@ def test_head_matches_reference(name, padding, tmp_path):
 
 def test_double_heads_and_tying(tmp_path):
     reference = reference_model("OpenAIGPTDoubleHeadsModel", "OpenAIGPTConfig", tmp_path, **CONFIG)
-    g = torch.Generator().manual_seed(2)
-    inputs = {"input_ids": torch.randint(3, 99, (2, 3, 5), generator=g),
-              "mc_token_ids": torch.tensor([[4, 3, 2], [1, 4, 4]]),
-              "labels": torch.randint(0, 99, (2, 3, 5), generator=g), "mc_labels": torch.tensor([2, 0])}
-    ours = check_head(leanformers.OpenAIGPTDoubleHeadsModel, tmp_path, reference, inputs)
+    ours = check_head(leanformers.OpenAIGPTDoubleHeadsModel, tmp_path, reference, double_heads_inputs())
     assert ours.transformer.tokens_embed.weight is ours.lm_head.weight
 
 

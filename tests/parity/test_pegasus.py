@@ -5,7 +5,7 @@ import torch
 
 import leanformers
 
-from .seq2seq_parity import (BART_TINY, check_cached_decoding, check_generate, check_head, check_saved_by_us,
+from .seq2seq_parity import (BART_TINY, check_cached_decoding, check_generate, check_head, check_saved_head,
                              head_inputs, reference_model, seq2seq_inputs)
 
 CONFIG = dict(BART_TINY, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, forced_eos_token_id=1,
@@ -54,8 +54,6 @@ def test_generate_matches_reference(lm, settings):
 
 def test_saved_by_us_loads_in_reference(lm, tmp_path):
     folder, _ = lm
-    inputs, labels = head_inputs("PegasusForConditionalGeneration", INPUTS)
-    ours, _ = check_saved_by_us(leanformers.PegasusForConditionalGeneration, folder, tmp_path,
-                                "PegasusForConditionalGeneration", {**inputs, **labels})
-    assert torch.equal(ours.prepare_decoder_input_ids_from_labels(inputs["decoder_input_ids"])[:, 0],
+    ours, _ = check_saved_head("PegasusForConditionalGeneration", folder, tmp_path, INPUTS)
+    assert torch.equal(ours.prepare_decoder_input_ids_from_labels(INPUTS["decoder_input_ids"])[:, 0],
                        torch.zeros(2, dtype=torch.long))

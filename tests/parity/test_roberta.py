@@ -6,11 +6,10 @@ import torch
 import leanformers
 from leanformers.models import roberta
 
-from .encoder_parity import (FLAGS, check_head, check_head_mask_against_legacy, check_reload_by_reference,
-                             head_inputs, head_labels, reference_cache)
+from .encoder_parity import (check_cross_attention, check_embeds_and_positions, check_head,
+                             check_head_mask_against_legacy, check_reload_by_reference, head_inputs, head_labels,
+                             reference_cache)
 from .harness import TINY, assert_outputs_close
-
-GEN = torch.Generator()
 
 FAMILIES = ("Roberta", "XLMRoberta", "Camembert")
 HEADS = {  # class name suffix -> Auto class
@@ -59,18 +58,12 @@ def _reference_config(family):
     return getattr(transformers, family + "Config")()
 
 
-@torch.no_grad()
 def test_positions_skip_padding(saved):
     """Left padding, inputs_embeds (positions numbered in order) and explicit position_ids."""
     folder, reference = saved("Roberta", "ForMaskedLM")
-    ours = roberta.RobertaForMaskedLM.from_pretrained(folder)
-    inputs = head_inputs("RobertaForMaskedLM", reference.config)
-    left = {k: v.flip(1) for k, v in inputs.items()}  # padding first: positions must not count it
-    embeds = reference.get_input_embeddings()(inputs["input_ids"])
+    left = {k: v.flip(1) for k, v in head_inputs("RobertaForMaskedLM", reference.config).items()}  # padding first
     positions = torch.tensor([[2, 3, 4, 5, 6, 7, 8], [9, 8, 7, 6, 5, 4, 3]])
-    for kwargs in (left, {"inputs_embeds": embeds, "attention_mask": inputs["attention_mask"]},
-                   {**inputs, "position_ids": positions}, {"input_ids": inputs["input_ids"]}):
-        assert_outputs_close(ours(**kwargs, **FLAGS), reference(**kwargs, **FLAGS))
+    check_embeds_and_positions(roberta.RobertaForMaskedLM.from_pretrained(folder), reference, positions, left)
 
 
 @torch.no_grad()
@@ -81,18 +74,9 @@ def test_sequence_classification_multi_label(saved):
     assert_outputs_close(ours(**inputs, labels=labels), reference(**inputs, labels=labels))
 
 
-@torch.no_grad()
 def test_cross_attention_decoder(saved):
     folder, reference = saved("Roberta", "ForCausalLM", add_cross_attention=True)
-    ours = roberta.RobertaForCausalLM.from_pretrained(folder)
-    encoder_mask = torch.ones(2, 5, dtype=torch.long)
-    encoder_mask[0, -2:] = 0
-    kwargs = {**head_inputs("RobertaForCausalLM", reference.config), **FLAGS,
-              "encoder_hidden_states": torch.randn(2, 5, TINY["hidden_size"], generator=GEN.manual_seed(2)),
-              "encoder_attention_mask": encoder_mask}
-    got = ours(**kwargs)
-    assert len(got.cross_attentions) == TINY["num_hidden_layers"]
-    assert_outputs_close(got, reference(**kwargs))
+    check_cross_attention(roberta.RobertaForCausalLM, folder, reference, "RobertaForCausalLM", TINY["hidden_size"])
 
 
 @pytest.mark.parametrize("family, head", [("Roberta", "ForMaskedLM"), ("Roberta", "ForCausalLM"),

@@ -11,7 +11,7 @@ from leanformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForTokenClass
 from leanformers.errors import ConfigError
 from leanformers.layers import relative_position_bucket
 
-from .seq2seq_parity import (check_cached_decoding, check_generate, check_head, check_saved_by_us, head_inputs,
+from .seq2seq_parity import (check_cached_decoding, check_generate, check_head, check_saved_head, head_inputs,
                              reference_model, seq2seq_inputs)
 
 CONFIG = dict(vocab_size=99, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
@@ -104,9 +104,7 @@ def test_generate_matches_reference(tmp_path, settings):
 
 def test_saved_by_us_loads_in_reference(lm, tmp_path):
     folder, _ = lm
-    inputs, labels = head_inputs("T5ForConditionalGeneration", INPUTS)
-    check_saved_by_us(leanformers.T5ForConditionalGeneration, folder, tmp_path, "T5ForConditionalGeneration",
-                      {**inputs, **labels})
+    check_saved_head("T5ForConditionalGeneration", folder, tmp_path, INPUTS)
 
 
 def test_auto_classes_and_encoder_from_full_checkpoint(lm):

@@ -8,12 +8,11 @@ from torch.nn import functional as F
 
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
-from ..layers import activation, expand_head_mask, padding_mask, sequence_classification_loss, span_loss
-from ..modeling import PreTrainedModel
-from ..outputs import (AlbertForPreTrainingOutput, BaseModelOutputWithPooling, MaskedLMOutput,
-                       MultipleChoiceModelOutput, QuestionAnsweringModelOutput, SequenceClassifierOutput,
-                       TokenClassifierOutput, extras, pack)
-from .bert import BertEmbeddings, BertSelfAttention
+from ..heads import (EncoderHead, MaskedLM, MultipleChoice, QuestionAnswering, SequenceClassification,
+                     TokenClassification, head_dropout_prob)
+from ..layers import activation, expand_head_mask, padding_mask
+from ..outputs import AlbertForPreTrainingOutput, BaseModelOutputWithPooling, pack
+from .bert import BertEmbeddings, BertPreTrainedModel, BertSelfAttention, WordEmbeddings
 
 
 class AlbertConfig(PretrainedConfig):
@@ -116,20 +115,28 @@ def _tuple(items):
     return tuple(items) if items is not None else None
 
 
-class AlbertPreTrainedModel(PreTrainedModel):
+class AlbertMLMHead(nn.Module):
+    """hidden -> embedding_size (activation, LayerNorm) -> vocabulary scores; decoder tied to the input embeddings."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.dense = nn.Linear(config.hidden_size, config.embedding_size)
+        self.decoder = nn.Linear(config.embedding_size, config.vocab_size)
+        self.activation = activation(config.hidden_act)
+
+    def forward(self, hidden):
+        return self.decoder(self.LayerNorm(self.activation(self.dense(hidden))))
+
+
+class AlbertPreTrainedModel(BertPreTrainedModel):
     config_class = AlbertConfig
     base_model_prefix = "albert"
-    # older checkpoints saved these buffers; positions and token types are computed here
-    _keys_to_ignore_on_load_unexpected = (r"embeddings\.position_ids$", r"embeddings\.token_type_ids$")
-
-    @torch.no_grad()
-    def _init_weights(self, module):
-        super()._init_weights(module)
-        if isinstance(module, AlbertMLMHead):
-            module.bias.zero_()
+    lm_head_class = AlbertMLMHead
 
 
-class AlbertModel(AlbertPreTrainedModel):
+class AlbertModel(WordEmbeddings, AlbertPreTrainedModel):
     """The bare encoder: embeddings, shared-layer transformer and (optionally) a tanh pooler over the first token."""
 
     def __init__(self, config: AlbertConfig, add_pooling_layer: bool = True):
@@ -139,12 +146,6 @@ class AlbertModel(AlbertPreTrainedModel):
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooling_layer else None
         self.pooler_activation = nn.Tanh() if add_pooling_layer else None
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.embeddings.word_embeddings
-
-    def set_input_embeddings(self, value):
-        self.embeddings.word_embeddings = value
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None):
@@ -161,21 +162,6 @@ class AlbertModel(AlbertPreTrainedModel):
                     hidden_states=hidden_states, attentions=attentions)
 
 
-class AlbertMLMHead(nn.Module):
-    """hidden -> embedding_size (activation, LayerNorm) -> vocabulary scores; decoder tied to the input embeddings."""
-
-    def __init__(self, config: AlbertConfig):
-        super().__init__()
-        self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
-        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
-        self.dense = nn.Linear(config.hidden_size, config.embedding_size)
-        self.decoder = nn.Linear(config.embedding_size, config.vocab_size)
-        self.activation = activation(config.hidden_act)
-
-    def forward(self, hidden):
-        return self.decoder(self.LayerNorm(self.activation(self.dense(hidden))))
-
-
 class AlbertSOPHead(nn.Module):
     """Sentence-order prediction from the pooled output."""
 
@@ -188,9 +174,19 @@ class AlbertSOPHead(nn.Module):
         return self.classifier(self.dropout(pooled))
 
 
-class _AlbertLMBase(AlbertPreTrainedModel):
+class _AlbertHead(EncoderHead, AlbertPreTrainedModel):
+    encoder_class = AlbertModel
+
+    def head_dropout(self, config):
+        return nn.Dropout(head_dropout_prob(config, "classifier_dropout_prob"))
+
+
+class _AlbertLMBase(_AlbertHead):
     _tied_weights_keys = {"predictions.decoder.weight": "albert.embeddings.word_embeddings.weight",
                           "predictions.decoder.bias": "predictions.bias"}
+
+    def add_head(self, config):
+        self.predictions = AlbertMLMHead(config)
 
     def get_output_embeddings(self):
         return self.predictions.decoder
@@ -199,125 +195,51 @@ class _AlbertLMBase(AlbertPreTrainedModel):
         self.predictions.decoder = new_embeddings
         self.predictions.bias = new_embeddings.bias
 
+    def lm_scores(self, hidden):
+        return self.predictions(hidden)
+
 
 class AlbertForPreTraining(_AlbertLMBase):
     """Masked-LM head plus the sentence-order head; the loss is their sum when both labels are given."""
 
-    def __init__(self, config: AlbertConfig):
-        super().__init__(config)
-        self.albert = AlbertModel(config)
-        self.predictions = AlbertMLMHead(config)
+    pooling = True
+
+    def add_head(self, config):
+        super().add_head(config)
         self.sop_classifier = AlbertSOPHead(config)
-        self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, labels=None, sentence_order_label=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None):
-        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                          output_attentions, output_hidden_states, return_dict=True)
+        out = self.encode(locals())
         scores = self.predictions(out.last_hidden_state)
         sop = self.sop_classifier(out.pooler_output)
         loss = None
         if labels is not None and sentence_order_label is not None:
             loss = (F.cross_entropy(scores.view(-1, self.config.vocab_size), labels.view(-1))
                     + F.cross_entropy(sop.view(-1, 2), sentence_order_label.view(-1)))
-        return pack(AlbertForPreTrainingOutput, return_dict, self.config, loss=loss, prediction_logits=scores,
-                    sop_logits=sop, **extras(out))
+        return self.head_output(AlbertForPreTrainingOutput, locals(), out, loss=loss, prediction_logits=scores,
+                                sop_logits=sop)
 
 
-class AlbertForMaskedLM(_AlbertLMBase):
-    def __init__(self, config: AlbertConfig):
-        super().__init__(config)
-        self.albert = AlbertModel(config, add_pooling_layer=False)
-        self.predictions = AlbertMLMHead(config)
-        self.post_init()
-
+class AlbertForMaskedLM(MaskedLM, _AlbertLMBase):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None):
-        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                          output_attentions, output_hidden_states, return_dict=True)
-        scores = self.predictions(out.last_hidden_state)
-        loss = None if labels is None else F.cross_entropy(scores.view(-1, self.config.vocab_size), labels.view(-1))
-        return pack(MaskedLMOutput, return_dict, self.config, loss=loss, logits=scores, **extras(out))
+        return self.masked_lm_output(locals())
 
 
-class _AlbertClassifierBase(AlbertPreTrainedModel):
-    """An ALBERT encoder with dropout and a linear layer on the pooled output (or on every token)."""
-
-    pooled = True
-    out_features = None  # None: config.num_labels
-
-    def __init__(self, config: AlbertConfig):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.albert = AlbertModel(config, add_pooling_layer=self.pooled)
-        dropout = config.classifier_dropout_prob
-        self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, self.out_features or config.num_labels)
-        self.post_init()
-
-    def _logits(self, input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                output_attentions, output_hidden_states):
-        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                          output_attentions, output_hidden_states, return_dict=True)
-        features = out.pooler_output if self.pooled else out.last_hidden_state
-        return self.classifier(self.dropout(features)), out
+class AlbertForSequenceClassification(SequenceClassification, _AlbertHead):
+    pass
 
 
-class AlbertForSequenceClassification(_AlbertClassifierBase):
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None):
-        logits, out = self._logits(input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                                   inputs_embeds, output_attentions, output_hidden_states)
-        loss = None if labels is None else sequence_classification_loss(self.config, logits, labels)
-        return pack(SequenceClassifierOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+class AlbertForTokenClassification(TokenClassification, _AlbertHead):
+    pass
 
 
-class AlbertForTokenClassification(_AlbertClassifierBase):
-    pooled = False
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None):
-        logits, out = self._logits(input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                                   inputs_embeds, output_attentions, output_hidden_states)
-        loss = None if labels is None else F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return pack(TokenClassifierOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
-
-
-class AlbertForMultipleChoice(_AlbertClassifierBase):
+class AlbertForMultipleChoice(MultipleChoice, _AlbertHead):
     """Inputs are (batch, num_choices, seq); one score per choice from its pooled output."""
 
-    out_features = 1
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None):
-        num_choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
-        flat = [None if t is None else t.flatten(0, 1)  # (batch, choices, ...) -> (batch * choices, ...)
-                for t in (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)]
-        logits, out = self._logits(*flat[:4], head_mask, flat[4], output_attentions, output_hidden_states)
-        logits = logits.view(-1, num_choices)
-        loss = None if labels is None else F.cross_entropy(logits, labels)
-        return pack(MultipleChoiceModelOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
-
-
-class AlbertForQuestionAnswering(AlbertPreTrainedModel):
-    def __init__(self, config: AlbertConfig):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.albert = AlbertModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                          output_attentions, output_hidden_states, return_dict=True)
-        start, end = (t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, dim=-1))
-        loss = span_loss(start, end, start_positions, end_positions)
-        return pack(QuestionAnsweringModelOutput, return_dict, self.config, loss=loss, start_logits=start,
-                    end_logits=end, **extras(out))
+class AlbertForQuestionAnswering(QuestionAnswering, _AlbertHead):
+    pass

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
+from ..heads import ClassificationHead, check_kwargs, finish
 from ..layers import (activation, attention, cached_key_values, check_one_input, clamp_half_overflow,
                       keep_last_logits, last_eos_state, merge_heads, nested_tied_pairs, output_flags, padding_mask,
                       reorder_self_attention, residual_block, run_encoder_decoder, run_layers, seq2seq_cache,
@@ -21,7 +22,6 @@ from ..modeling import PreTrainedModel
 from ..outputs import (BaseModelOutput, BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions,
                        Seq2SeqLMOutput, Seq2SeqModelOutput, Seq2SeqQuestionAnsweringModelOutput,
                        Seq2SeqSequenceClassifierOutput, seq2seq_extras, seq2seq_output, stack_output)
-from .gpt2 import check_kwargs, finish
 
 # Shared by every BART-like config; `initializer_range` lets the generic initialisation read `init_std`.
 BART_ATTRIBUTE_MAP = {"num_attention_heads": "encoder_attention_heads", "hidden_size": "d_model",
@@ -122,15 +122,8 @@ class BartEncoderLayer(nn.Module):
         return clamp_half_overflow(self._residual(self.final_layer_norm, self._feed_forward, hidden)[0]), weights, cross
 
 
-class BartClassificationHead(nn.Module):  # dropout, dense, tanh, dropout, out_proj
-    def __init__(self, input_dim: int, inner_dim: int, num_classes: int, pooler_dropout: float):
-        super().__init__()
-        self.dense = nn.Linear(input_dim, inner_dim)
-        self.dropout = nn.Dropout(pooler_dropout)
-        self.out_proj = nn.Linear(inner_dim, num_classes)
-
-    def forward(self, hidden):
-        return self.out_proj(self.dropout(torch.tanh(self.dense(self.dropout(hidden)))))
+class BartClassificationHead(ClassificationHead):
+    """dropout, dense, tanh, dropout, out_proj over the sentence vector."""
 
 
 # ---------------------------------------------------------------------- stacks

@@ -11,8 +11,8 @@ from torch import nn
 
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
-from ..layers import (activation, additive_mask, attention, decoder_mask, expand_head_mask,
-                      merge_heads, padding_mask, split_heads)
+from ..layers import (activation, additive_mask, attention, decoder_mask, expand_head_mask, merge_heads,
+                      output_flags, padding_mask, split_heads)
 from ..modeling import PreTrainedModel
 from ..outputs import (BaseModelOutputWithPastAndCrossAttentions, BaseModelOutputWithPoolingAndCrossAttentions,
                        pack)
@@ -217,15 +217,26 @@ class BertPreTrainedModel(PreTrainedModel):
     base_model_prefix = "bert"
     # older checkpoints saved these buffers; they are recomputed here
     _keys_to_ignore_on_load_unexpected = (r"embeddings\.position_ids$", r"embeddings\.token_type_ids$")
+    lm_head_class = BertLMPredictionHead  # the family's LM head, whose own `bias` parameter is the vocabulary bias
 
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
-        if isinstance(module, BertLMPredictionHead):
+        if isinstance(module, self.lm_head_class):
             module.bias.zero_()
 
 
-class BertModel(BertPreTrainedModel):
+class WordEmbeddings:
+    """Mixin of the base encoders (listed first): the input embeddings are `embeddings.word_embeddings`."""
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+
+class BertModel(WordEmbeddings, BertPreTrainedModel):
     def __init__(self, config, add_pooling_layer: bool = True):
         super().__init__(config)
         if getattr(config, "position_embedding_type", "absolute") != "absolute":
@@ -235,32 +246,38 @@ class BertModel(BertPreTrainedModel):
         self.pooler = BertPooler(config) if add_pooling_layer else None
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.embeddings.word_embeddings
-
-    def set_input_embeddings(self, value):
-        self.embeddings.word_embeddings = value
-
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None,
                 use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
-        if past_key_values is not None:
-            raise NotImplementedError("BERT has no key/value cache; pass the whole sequence instead.")
-        config = self.config
+        check_encoder_inputs(input_ids, inputs_embeds, past_key_values)
         hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
-        mask, is_causal = padding_mask(attention_mask, hidden.dtype), False  # None when nothing is padded
-        if config.is_decoder:  # padding + causal; None with is_causal when nothing is padded (SDPA's own kernel)
-            seq = hidden.shape[1]
-            mask, is_causal = decoder_mask(attention_mask, seq, 0)
-            mask = additive_mask(mask, False, seq, seq, hidden.dtype, hidden.device)
-        encoder_mask = padding_mask(encoder_attention_mask, hidden.dtype)
-        out = self.encoder(hidden, mask, head_mask,
-                           output_attentions if output_attentions is not None else config.output_attentions,
-                           output_hidden_states if output_hidden_states is not None else config.output_hidden_states,
-                           encoder_hidden_states, encoder_mask, is_causal)
+        out = run_encoder(self, hidden, attention_mask, head_mask, encoder_hidden_states, encoder_attention_mask,
+                          output_attentions, output_hidden_states)
         pooled = self.pooler(out.last_hidden_state) if self.pooler is not None else None
-        return pack(BaseModelOutputWithPoolingAndCrossAttentions, return_dict, config,
+        return pack(BaseModelOutputWithPoolingAndCrossAttentions, return_dict, self.config,
                     last_hidden_state=out.last_hidden_state, pooler_output=pooled, hidden_states=out.hidden_states,
                     attentions=out.attentions, cross_attentions=out.cross_attentions)
+
+
+def check_encoder_inputs(input_ids, inputs_embeds, past_key_values):
+    """Token ids or vectors, exactly one of them; no cache, since these encoders keep none."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+    if past_key_values is not None:
+        raise NotImplementedError("This model has no key/value cache (past_key_values); pass the whole sequence "
+                                  "instead.")
+
+
+def run_encoder(model, hidden, attention_mask, head_mask, encoder_hidden_states, encoder_attention_mask,
+                output_attentions, output_hidden_states):
+    """`model.encoder` over the embedded `hidden`: padding mask, or padding + causal for a decoder (is_decoder), the
+    cross-attention mask, and the config's output flags by default."""
+    config = model.config
+    mask, is_causal = padding_mask(attention_mask, hidden.dtype), False  # None when nothing is padded
+    if config.is_decoder:  # padding + causal; None with is_causal when nothing is padded (SDPA's own kernel)
+        seq = hidden.shape[1]
+        mask, is_causal = decoder_mask(attention_mask, seq, 0)
+        mask = additive_mask(mask, False, seq, seq, hidden.dtype, hidden.device)
+    want_weights, want_hidden = output_flags(config, output_attentions, output_hidden_states)
+    return model.encoder(hidden, mask, head_mask, want_weights, want_hidden, encoder_hidden_states,
+                         padding_mask(encoder_attention_mask, hidden.dtype), is_causal)

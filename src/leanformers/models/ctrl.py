@@ -11,11 +11,11 @@ from ..cache import resolve_cache
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
-from ..layers import (attention, causal_lm_loss, check_position_limit, decoder_masks, keep_last_logits,
-                      last_token_logits, merge_heads, output_flags, sequence_classification_loss)
+from ..heads import DecoderLM, LastTokenClassification, finish, start_decoder
+from ..layers import attention, check_position_limit, decoder_masks, merge_heads
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutputWithPast, CausalLMOutputWithPast, SequenceClassifierOutput
-from .gpt2 import CausalLMHead, _BASE_INPUTS, base_inputs, check_kwargs, finish
+from .gpt2 import CausalLMHead
 
 
 class CTRLConfig(PretrainedConfig):
@@ -108,11 +108,9 @@ class CTRLModel(CTRLPreTrainedModel):
     def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, use_cache=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, cache=None, **kwargs):
-        check_kwargs(self, kwargs)
+        want_weights, want_hidden = start_decoder(self, kwargs, input_ids, inputs_embeds, output_attentions,
+                                                  output_hidden_states)
         config = self.config
-        want_weights, want_hidden = output_flags(config, output_attentions, output_hidden_states)
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
         if inputs_embeds is None:
             inputs_embeds = self.w(input_ids)
         batch, seq = inputs_embeds.shape[:2]
@@ -143,43 +141,12 @@ class CTRLModel(CTRLPreTrainedModel):
         return finish(out, return_dict, config)
 
 
-class CTRLLMHeadModel(CausalLMHead, CTRLPreTrainedModel, GenerationMixin):
+class CTRLLMHeadModel(DecoderLM, CausalLMHead, CTRLPreTrainedModel, GenerationMixin):
     _tied_weights_keys = {"lm_head.weight": "transformer.w.weight"}
-
-    def __init__(self, config: CTRLConfig):
-        super().__init__(config)
-        self.transformer = CTRLModel(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=True)
-        self.post_init()
-
-    def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None,
-                position_ids=None, inputs_embeds=None, labels=None, use_cache=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None, logits_to_keep=0, cache=None, **kwargs):
-        check_kwargs(self, kwargs)
-        out = self.transformer(**base_inputs(locals(), _BASE_INPUTS))
-        logits = self.lm_head(keep_last_logits(out.last_hidden_state, logits_to_keep))
-        loss = None if labels is None else causal_lm_loss(logits, labels, kwargs.get("num_items_in_batch"))
-        return finish(CausalLMOutputWithPast(
-            loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
-            attentions=out.attentions), return_dict, self.config)
+    decoder_class, output_class, lm_head_bias = CTRLModel, CausalLMOutputWithPast, True
 
 
-class CTRLForSequenceClassification(CTRLPreTrainedModel):
+class CTRLForSequenceClassification(LastTokenClassification, CTRLPreTrainedModel):
     """Classifies a sequence by the logits of its last non-padding token."""
 
-    def __init__(self, config: CTRLConfig):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.transformer = CTRLModel(config)
-        self.classifier = nn.Linear(config.n_embd, config.num_labels, bias=False)
-        self.post_init()
-
-    def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None,
-                position_ids=None, inputs_embeds=None, labels=None, use_cache=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None, cache=None, **kwargs):
-        check_kwargs(self, kwargs)
-        out = self.transformer(**base_inputs(locals(), _BASE_INPUTS))
-        logits = last_token_logits(self.classifier(out.last_hidden_state), input_ids, self.config.pad_token_id)
-        loss = None if labels is None else sequence_classification_loss(self.config, logits, labels)
-        return finish(SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                               attentions=out.attentions), return_dict, self.config)
+    decoder_class, output_class, score_name = CTRLModel, SequenceClassifierOutput, "classifier"

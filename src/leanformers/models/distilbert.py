@@ -11,12 +11,12 @@ from torch.nn import functional as F
 
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
-from ..layers import (activation, attention, expand_head_mask, merge_heads, padding_mask,
-                      sequence_classification_loss, span_loss, split_heads)
+from ..heads import (EncoderHead, MaskedLM, MultipleChoice, QuestionAnswering, SequenceClassification,
+                     TokenClassification)
+from ..layers import activation, attention, expand_head_mask, merge_heads, padding_mask, split_heads
 from ..modeling import PreTrainedModel
-from ..outputs import (BaseModelOutput, MaskedLMOutput, MultipleChoiceModelOutput, QuestionAnsweringModelOutput,
-                       SequenceClassifierOutput, TokenClassifierOutput)
-from ..outputs import extras, pack
+from ..outputs import BaseModelOutput, pack
+from .bert import WordEmbeddings
 
 
 class DistilBertConfig(PretrainedConfig):
@@ -134,18 +134,12 @@ class DistilBertPreTrainedModel(PreTrainedModel):
             module.weight.copy_(sinusoidal_table(*module.weight.shape))
 
 
-class DistilBertModel(DistilBertPreTrainedModel):
+class DistilBertModel(WordEmbeddings, DistilBertPreTrainedModel):
     def __init__(self, config):
         super().__init__(config)
         self.embeddings = DistilBertEmbeddings(config)
         self.transformer = DistilBertTransformer(config)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.embeddings.word_embeddings
-
-    def set_input_embeddings(self, value):
-        self.embeddings.word_embeddings = value
 
     def get_position_embeddings(self) -> nn.Embedding:
         return self.embeddings.position_embeddings
@@ -163,29 +157,27 @@ class DistilBertModel(DistilBertPreTrainedModel):
         return pack(BaseModelOutput, return_dict, config, **out)
 
 
-class _DistilBertHead(DistilBertPreTrainedModel):
-    """Shared by the heads: the encoder call and `get_position_embeddings`."""
+class _DistilBertHead(EncoderHead, DistilBertPreTrainedModel):
+    """DistilBERT's heads: the encoder at `distilbert` (no pooler), and `get_position_embeddings`."""
 
-    def _encode(self, input_ids, attention_mask, head_mask, inputs_embeds, output_attentions, output_hidden_states,
-                position_ids):
-        return self.distilbert(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
-                               output_hidden_states, True, position_ids)
+    def build_encoder(self, config):
+        return DistilBertModel(config)
+
+    def head_dropout(self, config):
+        return nn.Dropout(config.dropout)
 
     def get_position_embeddings(self) -> nn.Embedding:
         return self.distilbert.get_position_embeddings()
 
 
-class DistilBertForMaskedLM(_DistilBertHead):
+class DistilBertForMaskedLM(MaskedLM, _DistilBertHead):
     _tied_weights_keys = {"vocab_projector.weight": "distilbert.embeddings.word_embeddings.weight"}
 
-    def __init__(self, config):
-        super().__init__(config)
+    def add_head(self, config):
         self.activation = activation(config.activation)
-        self.distilbert = DistilBertModel(config)
         self.vocab_transform = nn.Linear(config.dim, config.dim)
         self.vocab_layer_norm = nn.LayerNorm(config.dim, eps=1e-12)
         self.vocab_projector = nn.Linear(config.dim, config.vocab_size)
-        self.post_init()
 
     def get_output_embeddings(self):
         return self.vocab_projector
@@ -193,102 +185,72 @@ class DistilBertForMaskedLM(_DistilBertHead):
     def set_output_embeddings(self, new_embeddings):
         self.vocab_projector = new_embeddings
 
+    def lm_scores(self, hidden):
+        return self.vocab_projector(self.vocab_layer_norm(self.activation(self.vocab_transform(hidden))))
+
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
                 output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
-        out = self._encode(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
-                           output_hidden_states, position_ids)
-        hidden = self.vocab_layer_norm(self.activation(self.vocab_transform(out.last_hidden_state)))
-        logits = self.vocab_projector(hidden)  # (batch, seq, vocab)
-        loss = None if labels is None else F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
-        return pack(MaskedLMOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+        return self.masked_lm_output(locals())
 
 
-class _DistilBertPooledHead(_DistilBertHead):
-    """First token -> pre_classifier -> ReLU -> dropout -> classifier."""
+class _PooledHead:
+    """Listed first among a head's bases: first token -> pre_classifier -> ReLU -> dropout -> classifier."""
 
     out_features = None  # None: config.num_labels
 
-    def __init__(self, config):
-        super().__init__(config)
+    def add_head(self, config):
         self.num_labels = config.num_labels
-        self.distilbert = DistilBertModel(config)
         self.pre_classifier = nn.Linear(config.dim, config.dim)
         self.classifier = nn.Linear(config.dim, self.out_features or config.num_labels)
         self.dropout = nn.Dropout(config.seq_classif_dropout)
-        self.post_init()
 
-    def _logits(self, *encode_args):
-        out = self._encode(*encode_args)
+    def sequence_logits(self, out):
         pooled = F.relu(self.pre_classifier(out.last_hidden_state[:, 0]))
-        return self.classifier(self.dropout(pooled)), out
+        return self.classifier(self.dropout(pooled))
+
+    choice_logits = sequence_logits
 
 
-class DistilBertForSequenceClassification(_DistilBertPooledHead):
+class DistilBertForSequenceClassification(_PooledHead, SequenceClassification, _DistilBertHead):
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
                 output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
-        logits, out = self._logits(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
-                                   output_hidden_states, position_ids)
-        loss = None if labels is None else sequence_classification_loss(self.config, logits, labels)
-        return pack(SequenceClassifierOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+        return self.sequence_output(locals())
 
 
-class DistilBertForMultipleChoice(_DistilBertPooledHead):
+class DistilBertForMultipleChoice(_PooledHead, MultipleChoice, _DistilBertHead):
     """Inputs are (batch, num_choices, seq); one score per choice."""
 
     out_features = 1
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
                 output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
-        num_choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
-        input_ids, attention_mask, position_ids = (None if t is None else t.reshape(-1, t.shape[-1])
-                                                   for t in (input_ids, attention_mask, position_ids))
-        embeds = None if inputs_embeds is None else inputs_embeds.reshape(-1, *inputs_embeds.shape[-2:])
-        logits, out = self._logits(input_ids, attention_mask, head_mask, embeds, output_attentions,
-                                   output_hidden_states, position_ids)
-        logits = logits.view(-1, num_choices)
-        loss = None if labels is None else F.cross_entropy(logits, labels)
-        return pack(MultipleChoiceModelOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+        return self.choice_output(locals())
 
 
-class DistilBertForTokenClassification(_DistilBertHead):
-    def __init__(self, config):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.distilbert = DistilBertModel(config)
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.dim, config.num_labels)
-        self.post_init()
-
+class DistilBertForTokenClassification(TokenClassification, _DistilBertHead):
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
                 output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
-        out = self._encode(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
-                           output_hidden_states, position_ids)
-        logits = self.classifier(self.dropout(out.last_hidden_state))
-        loss = None if labels is None else F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return pack(TokenClassifierOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+        return self.token_output(locals())
 
 
-class DistilBertForQuestionAnswering(_DistilBertHead):
+class DistilBertForQuestionAnswering(QuestionAnswering, _DistilBertHead):
     def __init__(self, config):
-        super().__init__(config)
         if config.num_labels != 2:
             raise ConfigError(f"DistilBertForQuestionAnswering needs num_labels=2 (start, end), got "
                               f"{config.num_labels}; drop num_labels from the config.")
-        self.distilbert = DistilBertModel(config)
-        self.qa_outputs = nn.Linear(config.dim, config.num_labels)
+        super().__init__(config)
+
+    def add_head(self, config):
+        super().add_head(config)
         self.dropout = nn.Dropout(config.qa_dropout)
-        self.post_init()
+
+    def span_features(self, out):
+        return self.dropout(out.last_hidden_state)
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, start_positions=None,
                 end_positions=None, output_attentions=None, output_hidden_states=None, return_dict=None,
                 position_ids=None):
-        out = self._encode(input_ids, attention_mask, head_mask, inputs_embeds, output_attentions,
-                           output_hidden_states, position_ids)
-        logits = self.qa_outputs(self.dropout(out.last_hidden_state))
-        start, end = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        loss = span_loss(start, end, start_positions, end_positions)
-        return pack(QuestionAnsweringModelOutput, return_dict, self.config, loss=loss, start_logits=start,
-                    end_logits=end, **extras(out))
+        return self.span_output(locals())
 
 
 __all__ = ["DistilBertConfig", "DistilBertModel", "DistilBertForMaskedLM", "DistilBertForSequenceClassification",

@@ -1,23 +1,23 @@
 """GPT-2 (and DistilGPT-2): a pre-norm causal decoder with learned positions.
 
 Its projections are `Conv1D`: a linear layer whose weight is stored (in, out), the layout of GPT-2 checkpoints, so the
-state dict matches them with no renaming. Also home of what the other decoders share: Conv1D, the multiple-choice
-`SequenceSummary`, the `CausalLMHead` mixin and the handling of forward() keyword arguments.
+state dict matches them with no renaming. Also home of what the other decoders share: Conv1D and the `CausalLMHead`
+mixin (the head logic and forward() argument handling are in heads.py).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..cache import resolve_cache
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
-from ..layers import (activation, attention, causal_lm_loss, check_position_limit, classifier_dropout_prob,
-                      decoder_masks, keep_last_logits, last_token_logits, merge_heads, output_flags,
-                      sequence_classification_loss, span_logits, span_loss, token_loss)
+from ..heads import (DECODER_ARGS, DecoderDoubleHeads, DecoderLM, LastTokenClassification, base_inputs,
+                     check_kwargs, decoder_output, finish, start_decoder)
+from ..layers import (activation, attention, check_position_limit, classifier_dropout_prob, decoder_masks,
+                      merge_heads, span_logits, span_loss, token_loss)
 from ..modeling import PreTrainedModel
 from ..outputs import (BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions,
                        GPT2DoubleHeadsModelOutput, QuestionAnsweringModelOutput, SequenceClassifierOutputWithPast,
@@ -50,63 +50,6 @@ class Conv1D(nn.Module):
 
     def forward(self, x):
         return torch.addmm(self.bias, x.reshape(-1, self.nx), self.weight).view(*x.shape[:-1], self.nf)
-
-
-class SequenceSummary(nn.Module):
-    """One vector per sequence (last, first, mean or the `cls_index` token), optionally projected: the
-    multiple-choice head of the GPT double-heads models. Its only weights are `summary.weight/bias`."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.summary_type = getattr(config, "summary_type", "last")
-        if self.summary_type == "attn":
-            raise ConfigError("summary_type='attn' is not implemented; use 'last', 'first', 'mean' or 'cls_index'.")
-        self.summary = nn.Identity()
-        if getattr(config, "summary_use_proj", False):
-            to_labels = getattr(config, "summary_proj_to_labels", False) and config.num_labels > 0
-            self.summary = nn.Linear(config.hidden_size, config.num_labels if to_labels else config.hidden_size)
-        name = getattr(config, "summary_activation", None)
-        self.activation = activation(name) if name else nn.Identity()
-        first, last = getattr(config, "summary_first_dropout", 0), getattr(config, "summary_last_dropout", 0)
-        self.first_dropout = nn.Dropout(first) if first and first > 0 else nn.Identity()
-        self.last_dropout = nn.Dropout(last) if last and last > 0 else nn.Identity()
-
-    def forward(self, hidden_states, cls_index=None):
-        if self.summary_type == "last":
-            output = hidden_states[:, -1]
-        elif self.summary_type == "first":
-            output = hidden_states[:, 0]
-        elif self.summary_type == "mean":
-            output = hidden_states.mean(dim=1)
-        else:  # cls_index: the token at cls_index (default: the last one) of each sequence
-            if cls_index is None:
-                cls_index = torch.full_like(hidden_states[..., :1, :], hidden_states.shape[-2] - 1, dtype=torch.long)
-            else:
-                cls_index = cls_index[..., None, None].expand(*cls_index.shape, 1, hidden_states.shape[-1])
-            output = hidden_states.gather(-2, cls_index).squeeze(-2)
-        return self.last_dropout(self.activation(self.summary(self.first_dropout(output))))
-
-
-# accepted and ignored: cache_position (positions come from the cache), num_items_in_batch (read by the losses),
-# use_cache (generation passes it to every model, even those without a cache)
-_TOLERATED_KWARGS = ("cache_position", "num_items_in_batch", "use_cache")
-
-
-def check_kwargs(model, kwargs: dict):
-    """Reject keyword arguments a forward does not know (a typo must not be ignored silently)."""
-    unknown = sorted(k for k in kwargs if k not in _TOLERATED_KWARGS)
-    if unknown:
-        raise TypeError(f"{type(model).__name__}.forward() got unexpected keyword arguments {unknown}.")
-
-
-def base_inputs(values: dict, names: tuple) -> dict:
-    """Keyword arguments for the base model, picked by name from a head's forward() arguments (its locals())."""
-    return {**{name: values[name] for name in names if name in values}, "return_dict": True}
-
-
-def finish(output, return_dict, config):
-    """The output object, or its tuple when return_dict (or the config's default) is false."""
-    return output if (return_dict if return_dict is not None else config.return_dict) else output.to_tuple()
 
 
 def prefer_column_major_output(model):
@@ -243,11 +186,9 @@ class GPT2Model(GPT2PreTrainedModel):
     def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, use_cache=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, cache=None, **kwargs):
-        check_kwargs(self, kwargs)
+        want_weights, want_hidden = start_decoder(self, kwargs, input_ids, inputs_embeds, output_attentions,
+                                                  output_hidden_states)
         config = self.config
-        want_weights, want_hidden = output_flags(config, output_attentions, output_hidden_states)
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
         shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
         if inputs_embeds is None:
             inputs_embeds = self.wte(input_ids.reshape(-1, shape[-1]))
@@ -279,82 +220,22 @@ class GPT2Model(GPT2PreTrainedModel):
         return finish(out, return_dict, config)
 
 
-_BASE_INPUTS = ("input_ids", "past_key_values", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds",
-                "use_cache", "output_attentions", "output_hidden_states", "cache")
-
-
-class GPT2LMHeadModel(CausalLMHead, GPT2PreTrainedModel, GenerationMixin):
+class GPT2LMHeadModel(DecoderLM, CausalLMHead, GPT2PreTrainedModel, GenerationMixin):
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
-
-    def __init__(self, config: GPT2Config):
-        super().__init__(config)
-        self.transformer = GPT2Model(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        self.post_init()
-
-    def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None,
-                position_ids=None, inputs_embeds=None, labels=None, use_cache=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None, logits_to_keep=0, cache=None, **kwargs):
-        check_kwargs(self, kwargs)
-        out = self.transformer(**base_inputs(locals(), _BASE_INPUTS))
-        logits = self.lm_head(keep_last_logits(out.last_hidden_state, logits_to_keep))
-        loss = None if labels is None else causal_lm_loss(logits, labels, kwargs.get("num_items_in_batch"))
-        return finish(CausalLMOutputWithCrossAttentions(
-            loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
-            attentions=out.attentions, cross_attentions=out.cross_attentions), return_dict, self.config)
+    decoder_class, output_class = GPT2Model, CausalLMOutputWithCrossAttentions
 
 
-class GPT2DoubleHeadsModel(CausalLMHead, GPT2PreTrainedModel, GenerationMixin):
+class GPT2DoubleHeadsModel(DecoderDoubleHeads, CausalLMHead, GPT2PreTrainedModel, GenerationMixin):
     """Language modelling plus a multiple-choice score read at each choice's `mc_token_ids` token."""
 
     _tied_weights_keys = GPT2LMHeadModel._tied_weights_keys
-
-    def __init__(self, config: GPT2Config):
-        config.num_labels = 1  # the choice head scores one number per choice
-        super().__init__(config)
-        self.transformer = GPT2Model(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        self.multiple_choice_head = SequenceSummary(config)
-        self.post_init()
-
-    def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None,
-                position_ids=None, inputs_embeds=None, mc_token_ids=None, labels=None, mc_labels=None,
-                use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None, cache=None,
-                **kwargs):
-        check_kwargs(self, kwargs)
-        out = self.transformer(**base_inputs(locals(), _BASE_INPUTS))
-        hidden = out.last_hidden_state
-        lm_logits = self.lm_head(hidden)
-        mc_logits = self.multiple_choice_head(hidden, mc_token_ids).squeeze(-1)
-        mc_loss = None if mc_labels is None else F.cross_entropy(mc_logits.view(-1, mc_logits.shape[-1]),
-                                                                  mc_labels.view(-1))
-        lm_loss = None if labels is None else causal_lm_loss(lm_logits, labels)
-        return finish(GPT2DoubleHeadsModelOutput(
-            loss=lm_loss, mc_loss=mc_loss, logits=lm_logits, mc_logits=mc_logits,
-            past_key_values=out.past_key_values, hidden_states=out.hidden_states, attentions=out.attentions),
-            return_dict, self.config)
+    decoder_class, output_class = GPT2Model, GPT2DoubleHeadsModelOutput
 
 
-class GPT2ForSequenceClassification(GPT2PreTrainedModel):
+class GPT2ForSequenceClassification(LastTokenClassification, GPT2PreTrainedModel):
     """Classifies a sequence by the logits of its last non-padding token."""
 
-    def __init__(self, config: GPT2Config):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.transformer = GPT2Model(config)
-        self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
-        self.post_init()
-
-    def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None,
-                position_ids=None, inputs_embeds=None, labels=None, use_cache=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None, cache=None, **kwargs):
-        check_kwargs(self, kwargs)
-        out = self.transformer(**base_inputs(locals(), _BASE_INPUTS))
-        logits = last_token_logits(self.score(out.last_hidden_state), input_ids, self.config.pad_token_id)
-        loss = None if labels is None else sequence_classification_loss(self.config, logits, labels)
-        return finish(SequenceClassifierOutputWithPast(
-            loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
-            attentions=out.attentions), return_dict, self.config)
+    decoder_class, output_class = GPT2Model, SequenceClassifierOutputWithPast
 
 
 class GPT2ForTokenClassification(GPT2PreTrainedModel):
@@ -370,11 +251,10 @@ class GPT2ForTokenClassification(GPT2PreTrainedModel):
                 position_ids=None, inputs_embeds=None, labels=None, use_cache=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, cache=None, **kwargs):
         check_kwargs(self, kwargs)
-        out = self.transformer(**base_inputs(locals(), _BASE_INPUTS))
+        out = self.transformer(**base_inputs(locals(), DECODER_ARGS))
         logits = self.classifier(self.dropout(out.last_hidden_state))
-        return finish(TokenClassifierOutput(loss=token_loss(logits, labels), logits=logits,
-                                            hidden_states=out.hidden_states, attentions=out.attentions),
-                      return_dict, self.config)
+        return decoder_output(TokenClassifierOutput, out, return_dict, self.config, loss=token_loss(logits, labels),
+                              logits=logits)
 
 
 class GPT2ForQuestionAnswering(GPT2PreTrainedModel):
@@ -394,7 +274,6 @@ class GPT2ForQuestionAnswering(GPT2PreTrainedModel):
                                output_attentions=output_attentions, output_hidden_states=output_hidden_states,
                                return_dict=True)
         start_logits, end_logits = span_logits(self.qa_outputs(out.last_hidden_state))
-        return finish(QuestionAnsweringModelOutput(
-            loss=span_loss(start_logits, end_logits, start_positions, end_positions), start_logits=start_logits,
-            end_logits=end_logits, hidden_states=out.hidden_states, attentions=out.attentions), return_dict,
-            self.config)
+        return decoder_output(QuestionAnsweringModelOutput, out, return_dict, self.config, start_logits=start_logits,
+                              end_logits=end_logits,
+                              loss=span_loss(start_logits, end_logits, start_positions, end_positions))

@@ -14,11 +14,12 @@ from torch.nn import functional as F
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
-from ..layers import (ACTIVATIONS, causal_lm_loss, check_position_limit, keep_last_logits, last_token_logits,
-                      merge_heads, output_flags, sequence_classification_loss)
+from ..heads import (DecoderDoubleHeads, DecoderLM, LastTokenClassification, causal_lm_output, double_heads_output,
+                     finish, last_token_classifier_output, start_decoder)
+from ..layers import ACTIVATIONS, check_position_limit, merge_heads
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutput, CausalLMOutput, OpenAIGPTDoubleHeadsModelOutput, SequenceClassifierOutput
-from .gpt2 import CausalLMHead, Conv1D, SequenceSummary, base_inputs, check_kwargs, finish
+from .gpt2 import CausalLMHead, Conv1D
 
 # OpenAI GPT names its activations differently: its "gelu" is the tanh approximation.
 _ACTIVATIONS = {"relu": F.relu, "silu": F.silu, "swish": F.silu, "gelu": ACTIVATIONS["gelu_new"]}
@@ -131,11 +132,9 @@ class OpenAIGPTModel(OpenAIGPTPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
-        check_kwargs(self, kwargs)
+        want_weights, want_hidden = start_decoder(self, kwargs, input_ids, inputs_embeds, output_attentions,
+                                                  output_hidden_states)
         config = self.config
-        want_weights, want_hidden = output_flags(config, output_attentions, output_hidden_states)
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
         shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
         if inputs_embeds is None:
             inputs_embeds = self.tokens_embed(input_ids.reshape(-1, shape[-1]))
@@ -163,78 +162,37 @@ class OpenAIGPTModel(OpenAIGPTPreTrainedModel):
         return finish(out, return_dict, config)
 
 
-_BASE_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds", "output_attentions",
-                "output_hidden_states")
-
-
-class OpenAIGPTLMHeadModel(CausalLMHead, OpenAIGPTPreTrainedModel, GenerationMixin):
+class OpenAIGPTLMHeadModel(DecoderLM, CausalLMHead, OpenAIGPTPreTrainedModel, GenerationMixin):
     _tied_weights_keys = {"lm_head.weight": "transformer.tokens_embed.weight"}
-
-    def __init__(self, config: OpenAIGPTConfig):
-        super().__init__(config)
-        self.transformer = OpenAIGPTModel(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.post_init()
+    decoder_class = OpenAIGPTModel
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None, logits_to_keep=0, **kwargs):
-        check_kwargs(self, kwargs)
-        out = self.transformer(**base_inputs(locals(), _BASE_INPUTS))
-        logits = self.lm_head(keep_last_logits(out.last_hidden_state, logits_to_keep))
-        loss = None if labels is None else causal_lm_loss(logits, labels, kwargs.get("num_items_in_batch"))
-        return finish(CausalLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                     attentions=out.attentions), return_dict, self.config)
+        return causal_lm_output(self, locals(), CausalLMOutput)
 
 
-class OpenAIGPTDoubleHeadsModel(OpenAIGPTPreTrainedModel):
+class OpenAIGPTDoubleHeadsModel(DecoderDoubleHeads, OpenAIGPTPreTrainedModel):
     """Language modelling plus a multiple-choice score read at each choice's `mc_token_ids` token."""
 
     # Tied the other way round from the LM head model (the embeddings follow lm_head), as in Transformers.
     _tied_weights_keys = {"transformer.tokens_embed.weight": "lm_head.weight"}
     get_output_embeddings = CausalLMHead.get_output_embeddings
     set_output_embeddings = CausalLMHead.set_output_embeddings
-
-    def __init__(self, config: OpenAIGPTConfig):
-        config.num_labels = 1  # the choice head scores one number per choice
-        super().__init__(config)
-        self.transformer = OpenAIGPTModel(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.multiple_choice_head = SequenceSummary(config)
-        self.post_init()
+    decoder_class = OpenAIGPTModel
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, mc_token_ids=None, labels=None, mc_labels=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, **kwargs):
-        check_kwargs(self, kwargs)
-        out = self.transformer(**base_inputs(locals(), _BASE_INPUTS))
-        hidden = out.last_hidden_state
-        lm_logits = self.lm_head(hidden)
-        mc_logits = self.multiple_choice_head(hidden, mc_token_ids).squeeze(-1)
-        mc_loss = None if mc_labels is None else F.cross_entropy(mc_logits.view(-1, mc_logits.shape[-1]),
-                                                                  mc_labels.view(-1))
-        lm_loss = None if labels is None else causal_lm_loss(lm_logits, labels)
-        return finish(OpenAIGPTDoubleHeadsModelOutput(
-            loss=lm_loss, mc_loss=mc_loss, logits=lm_logits, mc_logits=mc_logits, hidden_states=out.hidden_states,
-            attentions=out.attentions), return_dict, self.config)
+        return double_heads_output(self, locals(), OpenAIGPTDoubleHeadsModelOutput)
 
 
-class OpenAIGPTForSequenceClassification(OpenAIGPTPreTrainedModel):
+class OpenAIGPTForSequenceClassification(LastTokenClassification, OpenAIGPTPreTrainedModel):
     """Classifies a sequence by the logits of its last non-padding token."""
 
-    def __init__(self, config: OpenAIGPTConfig):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.transformer = OpenAIGPTModel(config)
-        self.score = nn.Linear(config.n_embd, config.num_labels, bias=False)
-        self.post_init()
+    decoder_class = OpenAIGPTModel
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None, **kwargs):
-        check_kwargs(self, kwargs)
-        out = self.transformer(**base_inputs(locals(), _BASE_INPUTS))
-        logits = last_token_logits(self.score(out.last_hidden_state), input_ids, self.config.pad_token_id)
-        loss = None if labels is None else sequence_classification_loss(self.config, logits, labels)
-        return finish(SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                               attentions=out.attentions), return_dict, self.config)
+        return last_token_classifier_output(self, locals(), self.score, SequenceClassifierOutput)

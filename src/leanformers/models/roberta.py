@@ -14,10 +14,10 @@ from torch.nn import functional as F
 
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
-from ..layers import causal_lm_loss, sequence_classification_loss, span_loss
-from ..outputs import (CausalLMOutputWithCrossAttentions, MaskedLMOutput, MultipleChoiceModelOutput,
-                       QuestionAnsweringModelOutput, SequenceClassifierOutput, TokenClassifierOutput, extras, pack)
-from .bert import BertConfig, BertEmbeddings, BertEncoder, BertModel, BertPooler, BertPreTrainedModel
+from ..heads import (CausalLM, EncoderHead, FirstTokenClassifier, MaskedLM, MultipleChoice, QuestionAnswering,
+                     SequenceClassification, TokenClassification)
+from .bert import (BertConfig, BertEmbeddings, BertEncoder, BertModel, BertPooler, BertPreTrainedModel,
+                   WordEmbeddings)
 
 logger = logging.getLogger("leanformers")
 
@@ -78,33 +78,17 @@ class RobertaLMHead(nn.Module):
         return self.decoder(self.layer_norm(F.gelu(self.dense(hidden))))
 
 
-class RobertaClassificationHead(nn.Module):
+class RobertaClassificationHead(FirstTokenClassifier):
     """Sentence classifier on the first token (<s>): dropout, dense, tanh, dropout, out_proj."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        dropout = config.classifier_dropout
-        self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
-        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
-
-    def forward(self, hidden):
-        x = self.dropout(torch.tanh(self.dense(self.dropout(hidden[:, 0]))))
-        return self.out_proj(x)
 
 
 class RobertaPreTrainedModel(BertPreTrainedModel):
     config_class = RobertaConfig
     base_model_prefix = "roberta"
-
-    @torch.no_grad()
-    def _init_weights(self, module):
-        super()._init_weights(module)
-        if isinstance(module, RobertaLMHead):
-            module.bias.zero_()
+    lm_head_class = RobertaLMHead
 
 
-class RobertaModel(RobertaPreTrainedModel):
+class RobertaModel(WordEmbeddings, RobertaPreTrainedModel):
     """The bare encoder (or decoder with is_decoder=True); the same computation as BertModel."""
 
     def __init__(self, config, add_pooling_layer: bool = True):
@@ -117,20 +101,19 @@ class RobertaModel(RobertaPreTrainedModel):
         self.pooler = BertPooler(config) if add_pooling_layer else None
         self.post_init()
 
-    get_input_embeddings = BertModel.get_input_embeddings
-    set_input_embeddings = BertModel.set_input_embeddings
     forward = BertModel.forward
 
 
-class _RobertaLMBase(RobertaPreTrainedModel):
+class _RobertaHead(EncoderHead, RobertaPreTrainedModel):
+    encoder_class = RobertaModel
+
+
+class _RobertaLMBase(_RobertaHead):
     _tied_weights_keys = {"lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
                           "lm_head.decoder.bias": "lm_head.bias"}
 
-    def __init__(self, config):
-        super().__init__(config)
-        self.roberta = RobertaModel(config, add_pooling_layer=False)
+    def add_head(self, config):
         self.lm_head = RobertaLMHead(config)
-        self.post_init()
 
     def get_output_embeddings(self):
         return self.lm_head.decoder
@@ -138,8 +121,11 @@ class _RobertaLMBase(RobertaPreTrainedModel):
     def set_output_embeddings(self, new_embeddings):
         self.lm_head.decoder = new_embeddings
 
+    def lm_scores(self, hidden):
+        return self.lm_head(hidden)
 
-class RobertaForCausalLM(_RobertaLMBase):
+
+class RobertaForCausalLM(CausalLM, _RobertaLMBase):
     """Causal language model (set is_decoder=True); the loss predicts each next token."""
 
     def __init__(self, config):
@@ -147,117 +133,37 @@ class RobertaForCausalLM(_RobertaLMBase):
             logger.warning(f"{type(self).__name__} is meant to run as a decoder: set is_decoder=True in the config.")
         super().__init__(config)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
-                past_key_values=None, use_cache=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None):
-        out = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           encoder_hidden_states, encoder_attention_mask, past_key_values,
-                           output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                           return_dict=True)
-        logits = self.lm_head(out.last_hidden_state)
-        loss = None if labels is None else causal_lm_loss(logits, labels)
-        return pack(CausalLMOutputWithCrossAttentions, return_dict, self.config, loss=loss, logits=logits,
-                    cross_attentions=out.cross_attentions, **extras(out))
 
-
-class RobertaForMaskedLM(_RobertaLMBase):
+class RobertaForMaskedLM(MaskedLM, _RobertaLMBase):
     def __init__(self, config):
         if config.is_decoder:
             logger.warning(f"{type(self).__name__} attends in both directions only with is_decoder=False.")
         super().__init__(config)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None):
-        out = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           encoder_hidden_states, encoder_attention_mask, output_attentions=output_attentions,
-                           output_hidden_states=output_hidden_states, return_dict=True)
-        logits = self.lm_head(out.last_hidden_state)
-        loss = None if labels is None else F.cross_entropy(logits.view(-1, self.config.vocab_size), labels.view(-1))
-        return pack(MaskedLMOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+
+class RobertaForSequenceClassification(SequenceClassification, _RobertaHead):
+    classifier_class = RobertaClassificationHead
 
 
-class RobertaForSequenceClassification(RobertaPreTrainedModel):
-    def __init__(self, config):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.roberta = RobertaModel(config, add_pooling_layer=False)
-        self.classifier = RobertaClassificationHead(config)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        out = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                           return_dict=True)
-        logits = self.classifier(out.last_hidden_state)
-        loss = None if labels is None else sequence_classification_loss(self.config, logits, labels)
-        return pack(SequenceClassifierOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
-
-
-class RobertaForMultipleChoice(RobertaPreTrainedModel):
+class RobertaForMultipleChoice(MultipleChoice, _RobertaHead):
     """Inputs are (batch, num_choices, seq); one score per choice from its pooled output."""
 
-    def __init__(self, config):
-        super().__init__(config)
-        self.roberta = RobertaModel(config)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, 1)
-        self.post_init()
+    def head_dropout(self, config):
+        return nn.Dropout(config.hidden_dropout_prob)  # not classifier_dropout, as in RoBERTa's own head
 
     # the argument order is RoBERTa's own (token_type_ids before attention_mask), kept for positional callers
     def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, labels=None, position_ids=None,
                 head_mask=None, inputs_embeds=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None):
-        num_choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
-        flat = [None if t is None else t.flatten(0, 1)  # (batch, choices, ...) -> (batch * choices, ...)
-                for t in (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)]
-        out = self.roberta(*flat[:4], head_mask, flat[4], output_attentions=output_attentions,
-                           output_hidden_states=output_hidden_states, return_dict=True)
-        logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
-        loss = None if labels is None else F.cross_entropy(logits, labels)
-        return pack(MultipleChoiceModelOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+        return self.choice_output(locals())
 
 
-class RobertaForTokenClassification(RobertaPreTrainedModel):
-    def __init__(self, config):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.roberta = RobertaModel(config, add_pooling_layer=False)
-        dropout = config.classifier_dropout
-        self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        out = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                           return_dict=True)
-        logits = self.classifier(self.dropout(out.last_hidden_state))
-        loss = None if labels is None else F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return pack(TokenClassifierOutput, return_dict, self.config, loss=loss, logits=logits, **extras(out))
+class RobertaForTokenClassification(TokenClassification, _RobertaHead):
+    pass
 
 
-class RobertaForQuestionAnswering(RobertaPreTrainedModel):
-    def __init__(self, config):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.roberta = RobertaModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        out = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                           return_dict=True)
-        start, end = (t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, dim=-1))
-        loss = span_loss(start, end, start_positions, end_positions)
-        return pack(QuestionAnsweringModelOutput, return_dict, self.config, loss=loss, start_logits=start,
-                    end_logits=end, **extras(out))
+class RobertaForQuestionAnswering(QuestionAnswering, _RobertaHead):
+    pass
 
 
 # ---------------------------------------------------------------------- XLM-RoBERTa and CamemBERT

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
+from ..heads import check_kwargs, finish
 from ..layers import (activation, additive_mask, attention, cached_key_values, check_one_input, clamp_half_overflow,
                       merge_heads,
                       nested_tied_pairs, output_flags, padding_mask, relative_position_bias, reorder_self_attention,
@@ -21,7 +22,6 @@ from ..layers import (activation, additive_mask, attention, cached_key_values, c
 from ..outputs import (BaseModelOutputWithPastAndCrossAttentions, Seq2SeqLMOutput, Seq2SeqModelOutput,
                        Seq2SeqQuestionAnsweringModelOutput, TokenClassifierOutput, seq2seq_output, stack_output)
 from .bart import BartForSequenceClassification, BartPreTrainedModel
-from .gpt2 import check_kwargs, finish
 
 
 class T5Config(PretrainedConfig):

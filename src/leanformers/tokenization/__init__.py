@@ -28,6 +28,10 @@ _EXPORTS = {
 }
 for _name in _FAMILY_NAMES:
     _EXPORTS[_name] = _EXPORTS[_name + "Fast"] = ("families", _name + "Fast")
+# families with a text step in Python and no "Fast" class in transformers: name -> module
+_OWN_MODULE_FAMILIES = {"XLMTokenizer": "xlm", "MarianTokenizer": "marian", "CTRLTokenizer": "ctrl"}
+for _name, _module in _OWN_MODULE_FAMILIES.items():
+    _EXPORTS[_name] = (_module, _name)
 # tokenizer_class values of checkpoints that mean "the engine as saved, no family behaviour"
 _GENERIC = ("PreTrainedTokenizerFast", "PreTrainedTokenizer", "TokenizersBackend", "PreTrainedTokenizerBase")
 
@@ -54,6 +58,8 @@ def __dir__():
 def _class_name(saved: str) -> str:
     """A checkpoint's `tokenizer_class` -> the name of the leanformers class that loads it."""
     base = saved.removesuffix("Fast")
+    if base in _OWN_MODULE_FAMILIES:
+        return base
     if base in _FAMILY_NAMES:
         return base + "Fast"
     return "PreTrainedTokenizerFast"
@@ -98,7 +104,8 @@ def tokenizer_class(name: str):
 
     if name in _GENERIC:
         return __getattr__("PreTrainedTokenizerFast")
-    if name in _EXPORTS and name.removesuffix("Fast") in _FAMILY_NAMES:
+    if name in _EXPORTS and name.removesuffix("Fast") in _FAMILY_NAMES or name in _OWN_MODULE_FAMILIES:
         return __getattr__(name)
-    known = ", ".join(sorted({n + "Fast" for n in _FAMILY_NAMES} | {"PreTrainedTokenizerFast"}))
+    known = ", ".join(sorted({n + "Fast" for n in _FAMILY_NAMES} | {"PreTrainedTokenizerFast"} |
+                             set(_OWN_MODULE_FAMILIES)))
     raise TokenizerError(f"Unknown tokenizer class {name!r}: leanformers has {known}.")

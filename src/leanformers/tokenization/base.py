@@ -265,9 +265,14 @@ class PreTrainedTokenizerFast(EncodeMixin):
     def from_pretrained(cls, pretrained_model_name_or_path, *init_inputs, **kwargs):
         """Load from a folder, a hub repo id (cache_dir, revision, local_files_only, token, subfolder) or a
         tokenizer.json path: tokenizer.json (or the legacy vocabulary files), tokenizer_config.json,
-        special_tokens_map.json, added_tokens.json and chat templates."""
+        special_tokens_map.json, added_tokens.json and chat templates. `gguf_file=` rebuilds the tokenizer stored
+        in that GGUF file of the folder or repo instead."""
         from .files import load_init_kwargs
 
+        if kwargs.get("gguf_file"):
+            from .gguf import load_gguf_tokenizer
+
+            return load_gguf_tokenizer(pretrained_model_name_or_path, kwargs.pop("gguf_file"), cls, **kwargs)
         init_kwargs = load_init_kwargs(cls, pretrained_model_name_or_path, kwargs)
         return cls(*init_inputs, **init_kwargs)
 
