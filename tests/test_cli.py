@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
 import leanformers
-from tests.hub_server import blob_id, local_hub
+from tests.hub_server import HubHandler, blob_id, local_hub
 from tests.pipelines.compare import assert_same
 from tests.pipelines.tiny_models import build_bert
 
@@ -68,7 +70,7 @@ def test_run_text_classification_from_arguments_and_stdin(models):
 def test_run_fill_mask_and_ner(models):
     fill = leanformers.pipeline("fill-mask", model=str(models["bert-mlm"]), device="cpu")
     masked = ["the cat [MASK] on the mat .", "paris is the [MASK] of [MASK] ."]
-    done = cli("run", "fill-mask", "--model", models["bert-mlm"], "--top-k", 3, *masked)
+    done = cli("run", "fill-mask", "--model", models["bert-mlm"], "--device", "cpu", "--top-k", 3, *masked)
     assert done.returncode == 0, done.stderr
     assert json_lines(done.stdout) == [plain(fill(text, top_k=3)) for text in masked]
 
@@ -111,6 +113,24 @@ def test_bad_input_in_a_run(models):
     done = cli("run", "text-classification", "--model", models["bert-cls"], "fine", "")
     assert done.returncode == 1
     assert "empty string" in done.stderr
+
+
+def test_interrupted_run_exits_130(models):
+    """Ctrl-C while `run` waits for more standard input: exit status 130, a one-line note, no traceback."""
+    process = subprocess.Popen([str(COMMAND), "run", "text-classification", "--model", str(models["bert-cls"])],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=clean_env(HF_HUB_OFFLINE="1"))
+    try:
+        process.stdin.write(TEXTS[0] + "\n")
+        process.stdin.flush()
+        assert json.loads(process.stdout.readline())["label"]  # the first result came: now it waits for more
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert "interrupted" in stderr and "Traceback" not in stderr
 
 
 # ---------------------------------------------------------------------- help, env
@@ -198,6 +218,34 @@ def test_download_include_exclude_and_files(hub, tmp_path):
     snapshot = Path(two.stdout.strip())
     assert sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if p.is_file()) == \
         ["config.json", "docs/notes.txt"]
+
+
+def test_download_repo_type_revision_token_and_progress(hub, tmp_path, monkeypatch):
+    """--repo-type picks the datasets URLs and cache folder, --revision a commit, --token goes in every request;
+    progress bars go to stderr unless --quiet."""
+    seen = []
+    route = HubHandler._route
+
+    def recording(handler, body):
+        seen.append((urlparse(handler.path).path, handler.headers.get("Authorization")))
+        return route(handler, body)
+
+    monkeypatch.setattr(HubHandler, "_route", recording)
+    env, commit = clean_env(HF_ENDPOINT=hub.url), hub.repos[REPO].commit
+    names = ["config.json", "docs/notes.txt"]
+    done = cli("download", REPO, *names, "--repo-type", "dataset", "--revision", commit, "--token", "hf_local_test",
+               "--cache-dir", tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    snapshot = Path(done.stdout.strip())
+    assert snapshot == tmp_path / "datasets--tiny-org--bert-cls" / "snapshots" / commit
+    for name in names:
+        assert (snapshot / name).read_bytes() == hub.repos[REPO].files[name]
+    requests = [(path, auth) for path, auth in seen if REPO in path]
+    assert requests and all(path.startswith(("/api/datasets/", "/datasets/")) for path, _ in requests)
+    assert {auth for _, auth in requests} == {"Bearer hf_local_test"}
+    assert "Fetching 2 files" in done.stderr and "100%" in done.stderr
+    quiet = cli("download", REPO, *names, "--cache-dir", tmp_path / "quiet", "--quiet", env=env)
+    assert quiet.returncode == 0 and "Fetching" not in quiet.stderr and "%" not in quiet.stderr
 
 
 def test_download_errors(hub, tmp_path):

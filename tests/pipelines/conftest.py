@@ -31,8 +31,11 @@ class TinyModels:
                 tiny_models.left_padded_copy(Path(self("bert-qa")), folder)
             elif name == "gpt2-chat":
                 tiny_models.chat_copy(Path(self("gpt2")), folder)
-            elif name == "t5":
-                tiny_models.build_t5(folder, fixture_path(*SPIECE))
+            elif name in tiny_models.GENERATION_COPIES:
+                source, settings = tiny_models.GENERATION_COPIES[name]
+                tiny_models.generation_copy(Path(self(source)), folder, settings)
+            elif name in ("t5", "mbart"):
+                {"t5": tiny_models.build_t5, "mbart": tiny_models.build_mbart}[name](folder, fixture_path(*SPIECE))
             else:
                 {"gpt2": tiny_models.build_gpt2, "bart": tiny_models.build_bart,
                  "roberta-ner": tiny_models.build_roberta_ner}[name](folder)

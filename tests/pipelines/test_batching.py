@@ -64,6 +64,17 @@ def test_sorted_batches_pad_less_and_keep_the_order(ours):
     assert ordered.padded_tokens() - real_tokens < 0.25 * (unsorted.padded_tokens() - real_tokens)
 
 
+def test_batch_size_given_at_construction(tiny):
+    import leanformers
+
+    pipe = leanformers.pipeline("text-classification", model=tiny("bert-cls"), device="cpu", batch_size=4)
+    texts = mixed_texts(10, seed=5)
+    with Recorder(pipe) as recorder:
+        results = pipe(texts, top_k=None)
+    assert [shape[0] for shape in recorder.shapes] == [4, 4, 2]
+    assert_same(results, [pipe(text, top_k=None, batch_size=1) for text in texts])
+
+
 def test_chunks_of_one_input_are_batched_with_the_others(ours, legacy):
     """QA spans of long contexts and zero-shot hypotheses go through the same length-sorted batches."""
     from .legacy_cases import CASES
@@ -115,17 +126,45 @@ def test_progress_bar(tiny, capsys):
 @pytest.mark.parametrize("task, model, inputs, kwargs", [
     ("text-classification", "bert-cls", mixed_texts(9), {}),
     ("ner", "bert-ner", mixed_texts(9), {"aggregation_strategy": "simple"}),
+    ("zero-shot-classification", "bert-nli", mixed_texts(4), {"candidate_labels": ["cat", "paris"]}),
+    ("fill-mask", "bert-mlm", ["the [MASK] sat", "hello [MASK] world"], {}),
+    ("question-answering", "bert-qa", [{"question": "where do i work ?", "context": text}
+                                       for text in mixed_texts(4)], {}),
     ("summarization", "bart", mixed_texts(4), {"max_new_tokens": 4}),
+    # the model's generation config sets max_length: a call's max_length replaces it (4.55 is quiet too)
+    ("summarization", "bart-summarizer", mixed_texts(4), {"max_length": 20}),
+    ("summarization", "bart-summarizer", mixed_texts(4), {"max_new_tokens": 5}),
+    # max_new_tokens beside task_specific_params' max_length (4.55 is quiet), both in one call (4.55 warns each call)
     ("summarization", "t5", mixed_texts(3), {"max_new_tokens": 6}),
+    ("translation_en_to_de", "t5", mixed_texts(3), {"max_new_tokens": 4}),
+    ("summarization", "bart", mixed_texts(3), {"max_new_tokens": 4, "max_length": 20}),
     ("text-generation", "gpt2", mixed_texts(4), {"max_new_tokens": 3, "do_sample": False}),
+    # max_new_tokens beside the generation config's max_length (transformers 5.24 warns on each call)
+    ("text-generation", "gpt2-max-length", mixed_texts(4), {"max_new_tokens": 3, "do_sample": False}),
+    ("text-generation", "gpt2-max-length", ["the cat sat", "hello world", "my name"], {"do_sample": False}),
 ])
 def test_no_warnings(ours, caplog, task, model, inputs, kwargs):
+    """Nothing is logged at WARNING or above and no Python warning is raised, on any logger, for every call."""
     pipe = ours(task, model)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with caplog.at_level(logging.INFO):
-            pipe(inputs, batch_size=3, **kwargs)
+            for batch_size in (1, 3):
+                pipe(inputs, batch_size=batch_size, **kwargs)
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+
+
+def test_generate_itself_still_reports_both_lengths(ours, caplog):
+    """The pipelines silence generate()'s length-precedence note only while they run: a direct generate() call
+    that sets both lengths still gets it, once (which also shows that caplog sees these notes)."""
+    pipe = ours("text-generation", "gpt2-max-length")
+    with caplog.at_level(logging.INFO):
+        pipe("the cat", max_new_tokens=2, max_length=30, do_sample=False)
+        assert caplog.records == []
+        inputs = pipe.tokenizer("the cat", return_tensors="pt")
+        pipe.model.generate(**inputs, max_new_tokens=2, max_length=30, do_sample=False)
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 1 and messages[0].startswith("Both max_new_tokens (=2) and max_length (=30)")
 
 
 @pytest.mark.parametrize("batch_size", [0, -2, 1.5])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -100,6 +101,21 @@ def test_construction_errors(kwargs, error, message):
         leanformers.pipeline(**kwargs)
 
 
+@pytest.mark.parametrize("task, model, bad, message", [
+    ("feature-extraction", "bert-base", "", "empty string"), ("feature-extraction", "bert-base", None, "None"),
+    ("summarization", "bart", "", "empty string"), ("summarization", "bart", None, "None"),
+    ("translation_en_to_de", "t5", " ", "empty string"), ("text2text-generation", "t5", None, "None"),
+    ("text-generation", "gpt2", None, "None"),  # an empty prompt is fine: generation starts from nothing
+])
+def test_none_and_empty_inputs(ours, task, model, bad, message):
+    """The tasks whose own test files do not cover it; each input of a list is checked too."""
+    pipe = ours(task, model)
+    with pytest.raises(PipelineInputError, match=message):
+        pipe(bad)
+    with pytest.raises(PipelineInputError, match=message):
+        pipe(["the cat sat", bad], batch_size=2)
+
+
 def test_default_model_offline_names_the_repo(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
@@ -108,6 +124,59 @@ def test_default_model_offline_names_the_repo(tmp_path, monkeypatch):
     message = str(info.value)
     assert "distilbert/distilbert-base-uncased-finetuned-sst-2-english" in message
     assert "714eb0f" in message and "model=" in message and "leanformers download" in message
+
+
+_UNREACHABLE = """
+import sys, time
+import huggingface_hub.utils._http as http
+
+
+class NoWait:  # the hub client waits 1+2+4+8+8 s between its retries: skip the waits, keep the retries
+    sleep = staticmethod(lambda seconds: None)
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+http.time = NoWait()
+import leanformers
+leanformers.pipeline(sys.argv[1])
+"""
+
+
+def test_default_model_with_the_hub_out_of_reach(tmp_path):
+    """Not offline, but nothing answers at HF_ENDPOINT (a closed port of 127.0.0.1) and the cache is empty."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") and "proxy" not in key.lower()}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HUB_CACHE=str(tmp_path), NO_PROXY="127.0.0.1")
+    done = subprocess.run([sys.executable, "-c", _UNREACHABLE, "ner"], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert done.returncode == 1
+    error = done.stderr[done.stderr.rindex("leanformers.errors.ResourceNotFoundError"):]
+    assert "'dbmdz/bert-large-cased-finetuned-conll03-english' (revision 4c53496)" in error
+    assert "hub cannot be reached" in error and "model=" in error
+    assert f"HEAD http://127.0.0.1:{port}/dbmdz/" in done.stderr  # the hub really was tried
+
+
+def test_default_checkpoints_are_those_of_transformers(legacy):
+    """The same repo ids and revisions as transformers 5.24, and as 4.55 for the tasks 5.x dropped."""
+    from transformers.pipelines import SUPPORTED_TASKS as REFERENCE
+
+    from leanformers.pipelines.tasks import TASKS, check_task, default_model
+
+    from .legacy_cases import DEFAULTS, LEGACY_TASKS
+
+    assert sorted(task for task, entry in TASKS.items() if entry.legacy) == sorted(LEGACY_TASKS)
+    for task, entry in TASKS.items():
+        if not entry.legacy:
+            assert default_model(task, entry, None) == REFERENCE[task]["default"]["model"], task
+    ours = {f"translation_{src}_to_{tgt}" for src, tgt in TASKS["translation"].defaults_by_option}
+    assert ours == {task for task in legacy[DEFAULTS] if task.startswith("translation_")}
+    for task, expected in legacy[DEFAULTS].items():
+        assert list(default_model(*check_task(task))) == expected, task
 
 
 def test_default_model_from_the_cache(tmp_path, monkeypatch, tiny, ours):
@@ -122,6 +191,10 @@ def test_default_model_from_the_cache(tmp_path, monkeypatch, tiny, ours):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     pipe = leanformers.pipeline("sentiment-analysis", device="cpu")
     assert_same(pipe(TEXTS), ours("text-classification", "bert-cls")(TEXTS), atol=0)
+    # the same cached repo named by its id and commit
+    by_id = leanformers.pipeline("text-classification", revision=commit, device="cpu",
+                                 model="distilbert/distilbert-base-uncased-finetuned-sst-2-english")
+    assert_same(by_id(TEXTS), pipe(TEXTS), atol=0)
 
 
 @pytest.mark.parametrize("device", ["cpu", -1, torch.device("cpu")])

@@ -21,6 +21,7 @@ CASES = {
     "top-k": (TEXTS[:2], {"top_k": 7}),
     "targets": (TEXTS, {"targets": ["cat", "world", "paris", "mat"]}),
     "targets-top-k": (TEXTS[0], {"targets": ["cat", "sat"], "top_k": 5}),
+    "tokenizer-kwargs": (TEXTS[3], {"tokenizer_kwargs": {"truncation": True, "max_length": 11}}),
 }
 
 

@@ -28,6 +28,9 @@ CASES = {
     "split-words": ("bert-ner", [["Paris", "is", "great"], ["hello", "world", "!"]],
                     {"is_split_into_words": True, "aggregation_strategy": "first"}),
     "split-words-one": ("bert-ner", ["My", "name", "is", "Sylvain"], {"is_split_into_words": True}),
+    "split-words-delimiter": ("bert-ner", [["Paris", "is", "great"], ["hello", "world", "!"]],
+                              {"is_split_into_words": True, "delimiter": "_", "aggregation_strategy": "simple",
+                               "ignore_labels": []}),
 }
 
 
@@ -58,6 +61,18 @@ def test_matches_reference(case, batching, ours, theirs, tiny):
     if "stride" in kwargs:
         assert pipe.tokenizer(LONG, truncation=True, return_overflowing_tokens=True, stride=kwargs["stride"]
                               )["input_ids"].__len__() > 2  # the long text really went in several chunks
+
+
+def test_offsets_given_by_the_caller(ours, theirs):
+    """offset_mapping= replaces the tokenizer's offsets (here shifted by one character, for a text with a leading
+    space): starts, ends and words follow them."""
+    reference = theirs("token-classification", "bert-ner")
+    spans = reference.tokenizer(TEXTS[1], return_offsets_mapping=True)["offset_mapping"]
+    offsets = [(start + 1, end + 1) if end else (start, end) for start, end in spans]
+    expected = reference(" " + TEXTS[1], offset_mapping=offsets, ignore_labels=[])
+    for batching in BATCHING.values():
+        assert_same(ours("ner", "bert-ner")(" " + TEXTS[1], offset_mapping=offsets, ignore_labels=[], **batching),
+                    expected)
 
 
 @pytest.mark.parametrize("grouped, ignore_subwords, strategy", [

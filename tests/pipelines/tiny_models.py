@@ -1,8 +1,8 @@
 """Tiny random checkpoints for pipeline tests, written by the reference transformers (hidden 32, 2 layers).
 
 Tokenizers: a WordPiece vocabulary (BERT), byte-level BPE vocabularies trained here on a few sentences (GPT-2,
-BART, RoBERTa) and the real SentencePiece unigram model of the sentencepiece package (T5). Tokenizer files are kept
-readable by transformers 4.55 too, so the legacy reference loads the very same folders.
+BART, RoBERTa) and the real SentencePiece unigram model of the sentencepiece package (T5, mBART). Tokenizer files
+are kept readable by transformers 4.55 too, so the legacy reference loads the very same folders.
 """
 
 from __future__ import annotations
@@ -150,6 +150,43 @@ def build_t5(folder: Path, spiece: Path) -> Path:
                                    decoder_start_token_id=tokenizer.pad_token_id, pad_token_id=tokenizer.pad_token_id,
                                    eos_token_id=tokenizer.eos_token_id, task_specific_params=tasks)
     return _save(transformers.T5ForConditionalGeneration(config), tokenizer, folder)
+
+
+def build_mbart(folder: Path, spiece: Path) -> Path:
+    """A multilingual translation model: its tokenizer ends inputs with a language code (src_lang) and generation
+    starts with the target language's code (tgt_lang)."""
+    import transformers
+
+    (folder / "spm").mkdir(parents=True, exist_ok=True)
+    shutil.copy(spiece, folder / "spm" / "sentencepiece.bpe.model")
+    tokenizer = transformers.MBartTokenizer.from_pretrained(str(folder / "spm"), src_lang="en_XX", tgt_lang="ro_RO")
+    torch.manual_seed(0)
+    config = transformers.MBartConfig(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=37, max_position_embeddings=128, init_std=0.3,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=tokenizer.eos_token_id)
+    return _save(transformers.MBartForConditionalGeneration(config), tokenizer, folder)
+
+
+# generation settings a checkpoint may ship, like real ones (distilbart-cnn sets max_length 142, min_length 56, ...)
+GENERATION_COPIES = {
+    "bart-summarizer": ("bart", {"max_length": 24, "min_length": 4, "num_beams": 2, "no_repeat_ngram_size": 3,
+                                 "length_penalty": 2.0, "early_stopping": True}),
+    "gpt2-max-length": ("gpt2", {"max_length": 50}),
+}
+
+
+def generation_copy(source: Path, folder: Path, settings: dict) -> Path:
+    """The same checkpoint with more settings in its generation_config.json (written by the reference)."""
+    import transformers
+
+    shutil.copytree(source, folder)
+    config = transformers.GenerationConfig.from_pretrained(str(folder))
+    config.update(**settings)
+    config._from_model_config = False
+    config.save_pretrained(str(folder))
+    return folder
 
 
 def left_padded_copy(source: Path, folder: Path) -> Path:
