@@ -14,10 +14,10 @@ from ..cache import resolve_cache
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
-from ..layers import (activation, apply_rotary, causal_lm_loss, classifier_dropout_prob, decoder_masks,
-                      grouped_attention, keep_last_logits, last_token_logits, merge_heads, output_flags, rms_norm,
-                      rope_config, rope_frequencies, rotary_cos_sin, sequence_classification_loss, span_logits,
-                      span_loss, token_loss)
+from ..layers import (activation, causal_lm_loss, classifier_dropout_prob, decoder_masks, grouped_attention,
+                      keep_last_logits, last_token_logits, merge_heads, output_flags, rms_norm, rope_config,
+                      rope_frequencies, rotary_cos_sin, rotary_tables, rotate, sequence_classification_loss,
+                      span_logits, span_loss, token_loss, vocab_logits)
 from ..modeling import PreTrainedModel
 from ..outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast, QuestionAnsweringModelOutput,
                        SequenceClassifierOutputWithPast, TokenClassifierOutput)
@@ -104,7 +104,8 @@ class LlamaRotaryEmbedding(nn.Module):
         self.reset_frequencies()
 
     def reset_frequencies(self):
-        inv_freq, self.attention_scaling = rope_frequencies(self.params, self.head_dim, self.original_max_seq_len)
+        with torch.device("cpu"):  # computed on the meta device, they would make torch import its compiler stack
+            inv_freq, self.attention_scaling = rope_frequencies(self.params, self.head_dim, self.original_max_seq_len)
         self.inv_freq = self.original_inv_freq = inv_freq.to(self.inv_freq.device)
         self.max_seq_len_cached = self.original_max_seq_len
 
@@ -153,7 +154,7 @@ class LlamaAttention(nn.Module):
         q = self.q_proj(hidden).view(batch, seq, -1, self.head_dim).transpose(1, 2)  # (batch, heads, seq, dim)
         k = self.k_proj(hidden).view(batch, seq, -1, self.head_dim).transpose(1, 2)
         v = self.v_proj(hidden).view(batch, seq, -1, self.head_dim).transpose(1, 2)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)  # cos, sin: the tables of rotary_tables
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)
         out, weights = grouped_attention(q, k, v, mask, is_causal, self.scaling,
@@ -238,7 +239,7 @@ class LlamaModel(LlamaPreTrainedModel):
             position_ids = torch.arange(past, past + seq, device=hidden.device)[None]
         masks = decoder_masks(attention_mask, seq, past, layer_windows(config), want_weights, hidden.dtype,
                               hidden.device)
-        cos, sin = self.rotary_emb(hidden, position_ids)
+        cos, sin = rotary_tables(*self.rotary_emb(hidden, position_ids))
         all_hidden, all_weights = [], []
         for layer in self.layers:
             all_hidden.append(hidden)
@@ -271,16 +272,18 @@ class LlamaForCausalLM(CausalLMHead, _LlamaHead, GenerationMixin):
 
     def __init__(self, config: LlamaConfig):
         super().__init__(config)
-        self.vocab_size = config.vocab_size
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.vocab_size, self.lm_head = config.vocab_size, nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
+
+    def tie_weights(self):  # skips CausalLMHead's column-major layout: vocab_logits is faster on the row-major one
+        super(CausalLMHead, self).tie_weights()
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, labels=None, use_cache=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None, logits_to_keep=0, cache=None, **kwargs):
         check_kwargs(self, kwargs)
         out = self._run_base(locals())
-        logits = self.lm_head(keep_last_logits(out.last_hidden_state, logits_to_keep))
+        logits = vocab_logits(keep_last_logits(out.last_hidden_state, logits_to_keep), self.lm_head)
         loss = None if labels is None else causal_lm_loss(logits, labels, kwargs.get("num_items_in_batch"))
         return finish(CausalLMOutputWithPast(
             loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,

@@ -1,0 +1,97 @@
+"""The shortcuts Llama decoding takes: the vocabulary projection of a few rows, the rotary tables, the row-major
+output weight, and a first load that does not pull in torch's compiler stack. Each must give what the plain
+computation gives."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+import leanformers
+from leanformers.layers import apply_rotary, rotary_tables, rotate, vocab_logits
+
+
+def _head(vocab=300, width=24, bias=False):
+    torch.manual_seed(0)
+    return nn.Linear(width, vocab, bias=bias)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5, 8, 32, 33])
+def test_vocab_logits_match_the_linear_layer(rows):
+    head = _head()
+    hidden = torch.randn(rows, 1, 24)
+    with torch.no_grad():
+        got, want = vocab_logits(hidden, head), head(hidden)
+    assert got.shape == want.shape and got.is_contiguous()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_vocab_logits_of_a_non_contiguous_slice():
+    head = _head()
+    hidden = torch.randn(4, 6, 24)[:, -1:]
+    with torch.inference_mode():
+        torch.testing.assert_close(vocab_logits(hidden, head), head(hidden), rtol=1e-5, atol=1e-6)
+
+
+def test_vocab_logits_keep_hooks_bias_and_autograd():
+    head, hidden, seen = _head(), torch.randn(4, 1, 24), []
+    handle = head.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    with torch.no_grad():
+        vocab_logits(hidden, head)
+    handle.remove()
+    assert seen == [torch.Size([4, 1, 300])]  # a hooked head is called, so its hook runs
+
+    biased = _head(bias=True)
+    with torch.no_grad():
+        torch.testing.assert_close(vocab_logits(hidden, biased), biased(hidden))
+
+    vocab_logits(hidden, head).sum().backward()  # autograd: the plain layer, gradients reach the weight
+    assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
+
+
+def test_rotate_with_tables_equals_apply_rotary_exactly():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 8)
+    angles = torch.randn(2, 5, 4)
+    cos, sin = torch.cat((angles, angles), -1).cos(), torch.cat((angles, angles), -1).sin()
+    half = x.shape[-1] // 2
+    by_halves = x * cos[:, None] + torch.cat((-x[..., half:], x[..., :half]), -1) * sin[:, None]
+    assert torch.equal(rotate(x, *rotary_tables(cos, sin)), by_halves)
+    assert torch.equal(apply_rotary(x, cos, sin), by_halves)
+
+
+def _tiny_llama(tie: bool):
+    config = leanformers.LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                     num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=tie)
+    torch.manual_seed(0)
+    return leanformers.LlamaForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_loaded_output_weight_is_row_major(tmp_path, tie):
+    _tiny_llama(tie).save_pretrained(tmp_path)
+    model = leanformers.AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert model.lm_head.weight.is_contiguous()
+    assert (model.lm_head.weight is model.model.embed_tokens.weight) == tie
+
+
+def test_batched_decoding_logits_match_full_forward():
+    model = _tiny_llama(tie=True)
+    ids = torch.randint(0, 64, (4, 6))
+    with torch.no_grad():
+        full = model(input_ids=ids).logits[:, -1]
+        last = model(input_ids=ids, logits_to_keep=1).logits[:, -1]  # 4 rows: the weight @ hidden.T path
+    torch.testing.assert_close(last, full, rtol=1e-5, atol=1e-5)
+
+
+def test_first_load_does_not_import_the_compiler_stack(tmp_path):
+    _tiny_llama(tie=True).save_pretrained(tmp_path)
+    script = ("import sys, leanformers; leanformers.AutoModelForCausalLM.from_pretrained(sys.argv[1]); "
+              "print(sorted(m for m in ('torch._dynamo', 'torch._inductor', 'sympy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
