@@ -95,3 +95,11 @@ def test_first_load_does_not_import_the_compiler_stack(tmp_path):
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_training_step_still_reaches_every_weight():
+    model = _tiny_llama(tie=True).train()
+    ids = torch.randint(0, 64, (4, 6))
+    model(input_ids=ids, labels=ids).loss.backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
