@@ -212,13 +212,20 @@ def _save_templates(tokenizer, folder: str, prefix: str) -> list[str]:
     return written
 
 
-def save_tokenizer(tokenizer, save_directory, filename_prefix: str | None = None) -> tuple[str, ...]:
-    """Write tokenizer_config.json, special_tokens_map.json, tokenizer.json and the chat templates."""
+def save_folder(save_directory, filename_prefix: str | None = None, push_to_hub: bool = False) -> tuple[str, str]:
+    """(folder, file-name prefix) for save_pretrained: the folder is created; a file path or push_to_hub is refused."""
+    if push_to_hub:
+        raise TokenizerError("push_to_hub is not supported: save the folder, then upload it with "
+                             "`huggingface_hub.upload_folder`.")
     folder = os.fspath(save_directory)
     if os.path.isfile(folder):
         raise TokenizerError(f"{folder} is a file: save_pretrained needs a folder path.")
     os.makedirs(folder, exist_ok=True)
-    prefix = f"{filename_prefix}-" if filename_prefix else ""
+    return folder, f"{filename_prefix}-" if filename_prefix else ""
+
+
+def save_config_and_specials(tokenizer, folder: str, prefix: str) -> tuple[str, str]:
+    """Write tokenizer_config.json and special_tokens_map.json; returns their paths."""
     config_path = os.path.join(folder, prefix + TOKENIZER_CONFIG_FILE)
     _write_json(config_path, _config_to_save(tokenizer))
     specials = dict(tokenizer.special_tokens_map)
@@ -226,6 +233,13 @@ def save_tokenizer(tokenizer, save_directory, filename_prefix: str | None = None
         specials["additional_special_tokens"] = tokenizer.extra_special_tokens
     specials_path = os.path.join(folder, prefix + SPECIAL_TOKENS_MAP_FILE)
     _write_json(specials_path, specials)
+    return config_path, specials_path
+
+
+def save_tokenizer(tokenizer, save_directory, filename_prefix: str | None = None) -> tuple[str, ...]:
+    """Write tokenizer_config.json, special_tokens_map.json, tokenizer.json and the chat templates."""
+    folder, prefix = save_folder(save_directory, filename_prefix)
+    config_path, specials_path = save_config_and_specials(tokenizer, folder, prefix)
     tokenizer_path = os.path.join(folder, prefix + TOKENIZER_FILE)
     backend = tokenizer.backend_tokenizer
     # write the truncation/padding the checkpoint came with, not those of the last call

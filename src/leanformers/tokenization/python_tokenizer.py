@@ -413,17 +413,10 @@ class PythonTokenizer(PreTrainedTokenizerFast):
                         **kwargs) -> tuple[str, ...]:
         """Write tokenizer_config.json and the vocabulary files (and chat templates) to a folder that both
         leanformers and transformers load."""
-        from .files import ADDED_TOKENS_FILE, TOKENIZER_CONFIG_FILE, _config_to_save, _save_templates
+        from .files import ADDED_TOKENS_FILE, TOKENIZER_CONFIG_FILE, _config_to_save, _save_templates, save_folder
         from .files import _write_json as write_config
 
-        if push_to_hub:
-            raise TokenizerError("push_to_hub is not supported: save the folder, then upload it with "
-                                 "`huggingface_hub.upload_folder`.")
-        folder = os.fspath(save_directory)
-        if os.path.isfile(folder):
-            raise TokenizerError(f"{folder} is a file: save_pretrained needs a folder path.")
-        os.makedirs(folder, exist_ok=True)
-        prefix = f"{filename_prefix}-" if filename_prefix else ""
+        folder, prefix = save_folder(save_directory, filename_prefix, push_to_hub)
         config = {key: value for key, value in _config_to_save(self).items()
                   if key not in self.vocab_files_names and key != "tokenizer_config_file"}
         config_path = os.path.join(folder, prefix + TOKENIZER_CONFIG_FILE)

@@ -446,23 +446,10 @@ class XLMTokenizer(PreTrainedTokenizerFast):
                         **kwargs) -> tuple[str, ...]:
         """Write tokenizer_config.json, special_tokens_map.json, vocab.json and merges.txt (and chat templates)
         to a folder that both leanformers and transformers load."""
-        from .files import SPECIAL_TOKENS_MAP_FILE, TOKENIZER_CONFIG_FILE, _config_to_save, _save_templates, _write_json
+        from .files import _save_templates, save_config_and_specials, save_folder
 
-        if push_to_hub:
-            raise TokenizerError("push_to_hub is not supported: save the folder, then upload it with "
-                                 "`huggingface_hub.upload_folder`.")
-        folder = os.fspath(save_directory)
-        if os.path.isfile(folder):
-            raise TokenizerError(f"{folder} is a file: save_pretrained needs a folder path.")
-        os.makedirs(folder, exist_ok=True)
-        prefix = f"{filename_prefix}-" if filename_prefix else ""
-        config_path = os.path.join(folder, prefix + TOKENIZER_CONFIG_FILE)
-        _write_json(config_path, _config_to_save(self))
-        specials = dict(self.special_tokens_map)
-        if self.extra_special_tokens:
-            specials["additional_special_tokens"] = self.extra_special_tokens
-        specials_path = os.path.join(folder, prefix + SPECIAL_TOKENS_MAP_FILE)
-        _write_json(specials_path, specials)
+        folder, prefix = save_folder(save_directory, filename_prefix, push_to_hub)
+        config_path, specials_path = save_config_and_specials(self, folder, prefix)
         files = self.save_vocabulary(folder, filename_prefix)
         return (config_path, specials_path, *files, *_save_templates(self, folder, prefix))
 
