@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .errors import ConfigError
-from .layers import (activation, causal_lm_loss, keep_last_logits, last_token_logits, output_flags,
+from .layers import (activation, causal_lm_loss, few_rows_linear, keep_last_logits, last_token_logits, output_flags,
                      sequence_classification_loss, span_logits, span_loss, token_loss)
 from .outputs import (CausalLMOutputWithCrossAttentions, MaskedLMOutput, MultipleChoiceModelOutput,
                       QuestionAnsweringModelOutput, SequenceClassifierOutput, TokenClassifierOutput, extras, pack)
@@ -322,7 +322,7 @@ def causal_lm_output(model, args: dict, output_cls):
     """A decoder LM head's forward() from its arguments (locals()): `lm_head` logits of the kept positions
     (`logits_to_keep`) and the next-token loss on `labels`."""
     out = _decode(model, args)
-    logits = model.lm_head(keep_last_logits(out.last_hidden_state, args["logits_to_keep"]))
+    logits = few_rows_linear(keep_last_logits(out.last_hidden_state, args["logits_to_keep"]), model.lm_head)
     labels = args["labels"]
     loss = None if labels is None else causal_lm_loss(logits, labels, args["kwargs"].get("num_items_in_batch"))
     return decoder_output(output_cls, out, args["return_dict"], model.config, loss=loss, logits=logits)

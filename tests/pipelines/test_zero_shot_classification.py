@@ -43,6 +43,7 @@ def test_entailment_id_comes_from_the_config(ours):
     ("", {"candidate_labels": LABELS}, "empty string"),
     (None, {"candidate_labels": LABELS}, "None"),
     (TEXTS[0], {"candidate_labels": LABELS, "hypothesis_template": "no slot"}, "has no {}"),
+    (TEXTS[0], {"candidate_labels": LABELS, "multi_lable": True}, r"Unknown arguments \['multi_lable'\]"),
 ])
 def test_bad_input_is_a_clear_error(ours, inputs, kwargs, message):
     with pytest.raises(PipelineInputError, match=message):

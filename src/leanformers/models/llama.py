@@ -14,10 +14,10 @@ from ..cache import resolve_cache
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
-from ..layers import (activation, causal_lm_loss, classifier_dropout_prob, decoder_masks, grouped_attention,
-                      keep_last_logits, last_token_logits, merge_heads, output_flags, rms_norm, rope_config,
-                      rope_frequencies, rotary_cos_sin, rotary_tables, rotate, sequence_classification_loss,
-                      span_logits, span_loss, token_loss, vocab_logits)
+from ..layers import (activation, causal_lm_loss, classifier_dropout_prob, decoder_masks, few_rows_linear,
+                      grouped_attention, keep_last_logits, last_token_logits, merge_heads, output_flags, rms_norm,
+                      rope_config, rope_frequencies, rotary_cos_sin, rotary_tables, rotate,
+                      sequence_classification_loss, span_logits, span_loss, token_loss)
 from ..modeling import PreTrainedModel
 from ..outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast, QuestionAnsweringModelOutput,
                        SequenceClassifierOutputWithPast, TokenClassifierOutput)
@@ -151,15 +151,14 @@ class LlamaAttention(nn.Module):
 
     def forward(self, hidden, cos, sin, mask, is_causal, cache, want_weights):
         batch, seq, _ = hidden.shape
-        q = self.q_proj(hidden).view(batch, seq, -1, self.head_dim).transpose(1, 2)  # (batch, heads, seq, dim)
-        k = self.k_proj(hidden).view(batch, seq, -1, self.head_dim).transpose(1, 2)
-        v = self.v_proj(hidden).view(batch, seq, -1, self.head_dim).transpose(1, 2)
+        q, k, v = (few_rows_linear(hidden, proj).view(batch, seq, -1, self.head_dim).transpose(1, 2)
+                   for proj in (self.q_proj, self.k_proj, self.v_proj))  # each (batch, heads, seq, dim)
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)  # cos, sin: the tables of rotary_tables
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)
         out, weights = grouped_attention(q, k, v, mask, is_causal, self.scaling,
                                          self.attention_dropout if self.training else 0.0, want_weights)
-        return self.o_proj(merge_heads(out)), weights
+        return few_rows_linear(merge_heads(out), self.o_proj), weights
 
 
 class LlamaMLP(nn.Module):
@@ -174,7 +173,8 @@ class LlamaMLP(nn.Module):
         self.act_fn = activation(config.hidden_act)
 
     def forward(self, x):
-        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = few_rows_linear(x, self.gate_proj), few_rows_linear(x, self.up_proj)
+        return few_rows_linear(self.act_fn(gate) * up, self.down_proj)
 
 
 class LlamaDecoderLayer(nn.Module):
@@ -275,15 +275,12 @@ class LlamaForCausalLM(CausalLMHead, _LlamaHead, GenerationMixin):
         self.vocab_size, self.lm_head = config.vocab_size, nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def tie_weights(self):  # skips CausalLMHead's column-major layout: vocab_logits is faster on the row-major one
-        super(CausalLMHead, self).tie_weights()
-
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, labels=None, use_cache=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None, logits_to_keep=0, cache=None, **kwargs):
         check_kwargs(self, kwargs)
         out = self._run_base(locals())
-        logits = vocab_logits(keep_last_logits(out.last_hidden_state, logits_to_keep), self.lm_head)
+        logits = few_rows_linear(keep_last_logits(out.last_hidden_state, logits_to_keep), self.lm_head)
         loss = None if labels is None else causal_lm_loss(logits, labels, kwargs.get("num_items_in_batch"))
         return finish(CausalLMOutputWithPast(
             loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
