@@ -13,7 +13,7 @@ from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
 from ..heads import ClassificationHead, check_kwargs, finish
-from ..layers import (activation, attention, cached_key_values, check_one_input, clamp_half_overflow,
+from ..layers import (activation, attention, cached_key_values, check_one_input, clamp_half_overflow, few_rows_linear,
                       keep_last_logits, last_eos_state, merge_heads, nested_tied_pairs, output_flags, padding_mask,
                       reorder_self_attention, residual_block, run_encoder_decoder, run_layers, seq2seq_cache,
                       seq2seq_decoder_masks, seq2seq_model_args, sequence_classification_loss, shift_tokens_right,
@@ -78,13 +78,14 @@ class BartAttention(nn.Module):
             nn.Linear(embed_dim, embed_dim, bias=bias) for _ in range(4))
 
     def forward(self, hidden, mask=None, is_causal=False, cache=None, context=None, want_weights=False):
-        q = split_heads(self.q_proj(hidden), self.num_heads)  # (batch, heads, seq, head_dim)
+        q = split_heads(few_rows_linear(hidden, self.q_proj), self.num_heads)  # (batch, heads, seq, head_dim)
         k, v = cached_key_values(cache, self.layer_idx, context is not None, lambda x: (
-            split_heads(self.k_proj(x), self.num_heads), split_heads(self.v_proj(x), self.num_heads)),
+            split_heads(few_rows_linear(x, self.k_proj), self.num_heads),
+            split_heads(few_rows_linear(x, self.v_proj), self.num_heads)),
             hidden if context is None else context)
         out, weights = attention(q, k, v, mask, self.dropout if self.training else 0.0, want_weights,
                                  is_causal=is_causal)
-        return self.out_proj(merge_heads(out)), weights
+        return few_rows_linear(merge_heads(out), self.out_proj), weights
 
 
 class BartEncoderLayer(nn.Module):
@@ -109,7 +110,8 @@ class BartEncoderLayer(nn.Module):
         return residual_block(hidden, sublayer, norm, self.pre_norm, self.dropout, self.training)
 
     def _feed_forward(self, hidden):
-        return self.fc2(F.dropout(self.activation_fn(self.fc1(hidden)), self.activation_dropout, self.training)), None
+        inner = F.dropout(self.activation_fn(few_rows_linear(hidden, self.fc1)), self.activation_dropout, self.training)
+        return few_rows_linear(inner, self.fc2), None
 
     def forward(self, hidden, mask=None, want_weights=False, is_causal=False, cache=None, context=None,
                 context_mask=None):
@@ -305,7 +307,8 @@ class BartForConditionalGeneration(BartPreTrainedModel, GenerationMixin):
             if decoder_input_ids is None and decoder_inputs_embeds is None:
                 decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
         out = self.model(**seq2seq_model_args(locals()))
-        logits = self.lm_head(out.last_hidden_state) + self.final_logits_bias.to(out.last_hidden_state.device)
+        hidden = out.last_hidden_state
+        logits = few_rows_linear(hidden, self.lm_head) + self.final_logits_bias.to(hidden.device)
         return finish(Seq2SeqLMOutput(loss=token_loss(logits, labels), logits=logits, **seq2seq_extras(out)),
                       return_dict, self.config)
 
@@ -386,7 +389,7 @@ class BartForCausalLM(BartPreTrainedModel, GenerationMixin):
         out = self.model.decoder(input_ids, attention_mask, encoder_hidden_states, encoder_attention_mask,
                                  past_key_values, inputs_embeds, use_cache, output_attentions, output_hidden_states,
                                  return_dict=True, cache=cache)
-        logits = self.lm_head(keep_last_logits(out.last_hidden_state, logits_to_keep))
+        logits = few_rows_linear(keep_last_logits(out.last_hidden_state, logits_to_keep), self.lm_head)
         return finish(CausalLMOutputWithCrossAttentions(
             loss=token_loss(logits, labels), logits=logits, past_key_values=out.past_key_values,
             hidden_states=out.hidden_states, attentions=out.attentions, cross_attentions=out.cross_attentions),

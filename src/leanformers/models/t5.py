@@ -15,10 +15,10 @@ from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
 from ..heads import check_kwargs, finish
 from ..layers import (activation, additive_mask, attention, cached_key_values, check_one_input, clamp_half_overflow,
-                      merge_heads,
-                      nested_tied_pairs, output_flags, padding_mask, relative_position_bias, reorder_self_attention,
-                      residual_block, rms_norm, run_encoder_decoder, run_layers, seq2seq_cache, seq2seq_decoder_masks,
-                      seq2seq_model_args, span_logits, span_loss, split_heads, token_loss)
+                      few_rows_linear, merge_heads, nested_tied_pairs, output_flags, padding_mask,
+                      relative_position_bias, reorder_self_attention, residual_block, rms_norm, run_encoder_decoder,
+                      run_layers, seq2seq_cache, seq2seq_decoder_masks, seq2seq_model_args, span_logits, span_loss,
+                      split_heads, token_loss)
 from ..outputs import (BaseModelOutputWithPastAndCrossAttentions, Seq2SeqLMOutput, Seq2SeqModelOutput,
                        Seq2SeqQuestionAnsweringModelOutput, TokenClassifierOutput, seq2seq_output, stack_output)
 from .bart import BartForSequenceClassification, BartPreTrainedModel
@@ -76,11 +76,12 @@ class T5DenseActDense(nn.Module):
         self.wi = nn.Linear(config.d_model, config.d_ff, bias=False)
 
     def _inner(self, hidden):
-        return self.act(self.wi(hidden))
+        return self.act(few_rows_linear(hidden, self.wi))
 
     def forward(self, hidden):
         hidden = self.dropout(self._inner(hidden))
-        return self.wo(hidden.to(self.wo.weight.dtype))  # wo may be kept in float32 under half precision
+        # wo may be kept in float32 under half precision
+        return few_rows_linear(hidden.to(self.wo.weight.dtype), self.wo)
 
 
 class T5DenseGatedActDense(T5DenseActDense):
@@ -89,7 +90,8 @@ class T5DenseGatedActDense(T5DenseActDense):
         self.wi_1 = nn.Linear(config.d_model, config.d_ff, bias=False)
 
     def _inner(self, hidden):
-        return self.act(self.wi_0(hidden)) * self.wi_1(hidden)
+        gate, up = few_rows_linear(hidden, self.wi_0), few_rows_linear(hidden, self.wi_1)
+        return self.act(gate) * up
 
 
 class T5LayerFF(nn.Module):
@@ -124,12 +126,13 @@ class T5Attention(nn.Module):
                                       not self.is_decoder, self.relative_attention_max_distance)
 
     def forward(self, hidden, mask=None, cache=None, context=None, want_weights=False):
-        q = split_heads(self.q(hidden), self.n_heads)  # (batch, heads, seq, d_kv)
+        q = split_heads(few_rows_linear(hidden, self.q), self.n_heads)  # (batch, heads, seq, d_kv)
         k, v = cached_key_values(cache, self.layer_idx, context is not None, lambda x: (
-            split_heads(self.k(x), self.n_heads), split_heads(self.v(x), self.n_heads)), hidden if context is None
-            else context)
+            split_heads(few_rows_linear(x, self.k), self.n_heads),
+            split_heads(few_rows_linear(x, self.v), self.n_heads)),
+            hidden if context is None else context)
         out, weights = attention(q, k, v, mask, self.dropout if self.training else 0.0, want_weights, scale=1.0)
-        return self.o(merge_heads(out)), weights
+        return few_rows_linear(merge_heads(out), self.o), weights
 
 
 class T5LayerSelfAttention(nn.Module):
@@ -315,7 +318,7 @@ class T5ForConditionalGeneration(T5PreTrainedModel, GenerationMixin):
         hidden = out.last_hidden_state
         if self.config.scale_decoder_outputs:  # the tied head reuses the input embeddings, scaled back
             hidden = hidden * self.model_dim ** -0.5
-        logits = self.lm_head(hidden)
+        logits = few_rows_linear(hidden, self.lm_head)
         return finish(seq2seq_output(Seq2SeqLMOutput, out, encoder_outputs, loss=token_loss(logits, labels),
                                      logits=logits), return_dict, self.config)
 
