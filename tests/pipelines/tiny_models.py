@@ -109,17 +109,22 @@ def chat_copy(source: Path, folder: Path) -> Path:
     return folder
 
 
+def _bart_sizes(tokenizer) -> dict:
+    """The config of the tiny BART-shaped models (BART, mBART), with the tokenizer's special tokens."""
+    return dict(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=37, max_position_embeddings=128, init_std=0.3,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=tokenizer.eos_token_id)
+
+
 def build_bart(folder: Path) -> Path:
     import transformers
 
     files = _bpe_files(folder / "bpe", ["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     tokenizer = transformers.BartTokenizer.from_pretrained(str(files))
     torch.manual_seed(0)
-    config = transformers.BartConfig(
-        vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=37, max_position_embeddings=128, init_std=0.3,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=tokenizer.eos_token_id)
+    config = transformers.BartConfig(**_bart_sizes(tokenizer))
     return _save(transformers.BartForConditionalGeneration(config), tokenizer, folder)
 
 
@@ -161,11 +166,7 @@ def build_mbart(folder: Path, spiece: Path) -> Path:
     shutil.copy(spiece, folder / "spm" / "sentencepiece.bpe.model")
     tokenizer = transformers.MBartTokenizer.from_pretrained(str(folder / "spm"), src_lang="en_XX", tgt_lang="ro_RO")
     torch.manual_seed(0)
-    config = transformers.MBartConfig(
-        vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=37, max_position_embeddings=128, init_std=0.3,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=tokenizer.eos_token_id)
+    config = transformers.MBartConfig(**_bart_sizes(tokenizer))
     return _save(transformers.MBartForConditionalGeneration(config), tokenizer, folder)
 
 
