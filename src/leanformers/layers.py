@@ -462,20 +462,13 @@ def linear(x, weight, bias=None):
     times as fast in that form as in the `x @ weight.T` form at these sizes, on the x86 machines measured. Values
     agree with F.linear to float32 rounding.
     """
-    if not takes_few_rows_form(x, weight):
+    rows = x.numel() // max(x.shape[-1], 1)
+    if (not 2 <= rows <= 32 or x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
+            or not weight.is_contiguous() or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))):
         return F.linear(x, weight, bias)
-    rows = x.numel() // x.shape[-1]
     columns = x.reshape(rows, -1).t()
     out = torch.mm(weight, columns) if bias is None else torch.addmm(bias[:, None], weight, columns)  # (out, rows)
     return out.t().contiguous().view(*x.shape[:-1], weight.shape[0])
-
-
-def takes_few_rows_form(x, weight) -> bool:
-    """Whether `linear` computes x by an (out, in) weight as `weight @ x.T` (see there)."""
-    rows = x.numel() // max(x.shape[-1], 1)
-    return (2 <= rows <= 32 and x.device.type == "cpu" and x.dtype == torch.float32
-            and weight.dtype == torch.float32 and weight.is_contiguous()
-            and not (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad)))
 
 
 def _plain_linear(module) -> bool:

@@ -17,7 +17,7 @@ from ..generation.utils import GenerationMixin
 from ..heads import (DECODER_ARGS, DecoderDoubleHeads, DecoderLM, LastTokenClassification, base_inputs,
                      check_kwargs, decoder_output, finish, start_decoder)
 from ..layers import (activation, attention, check_position_limit, classifier_dropout_prob, decoder_masks, linear,
-                      merge_heads, span_logits, span_loss, takes_few_rows_form, token_loss)
+                      merge_heads, span_logits, span_loss, token_loss)
 from ..modeling import PreTrainedModel
 from ..outputs import (BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions,
                        GPT2DoubleHeadsModelOutput, QuestionAnsweringModelOutput, SequenceClassifierOutputWithPast,
@@ -49,10 +49,8 @@ class Conv1D(nn.Module):
         self.bias = nn.Parameter(torch.zeros(nf))
 
     def forward(self, x):
-        by_rows = self.weight.t()  # (out, in): row-major once `prefer_decoding_layout` stored the weight column-major
-        if takes_few_rows_form(x, by_rows):
-            return linear(x, by_rows, self.bias)
-        return torch.addmm(self.bias, x.reshape(-1, self.nx), self.weight).view(*x.shape[:-1], self.nf)
+        # the (out, in) transpose: row-major, for `linear`'s few-rows form, once `prefer_decoding_layout` ran
+        return linear(x, self.weight.t(), self.bias)
 
 
 def prefer_decoding_layout(model):
