@@ -11,6 +11,7 @@ import leanformers
 from leanformers import auto
 from leanformers.errors import ConfigError, UnknownModelTypeError
 from tests.parity.harness import TINY, random_inputs, save_reference_model
+from tests.parity.legacy import REF434_PYTHON, run_legacy
 
 # our head name -> the reference's auto mapping for that head
 REFERENCE_MAPPINGS = {
@@ -26,12 +27,36 @@ REFERENCE_MAPPINGS = {
 }
 
 
+# model types that transformers 5 dropped; their reference is 4.34.1, asked through its subprocess
+OLD_REFERENCE_TYPES = ("retribert", "transfo-xl")
+_OLD_NAMES = """
+from transformers.models.auto import configuration_auto, modeling_auto
+result = {"config": {t: configuration_auto.CONFIG_MAPPING_NAMES[t] for t in payload["types"]},
+          "heads": {m: {t: getattr(modeling_auto, m).get(t) for t in payload["types"]} for m in payload["maps"]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def reference_names():
+    """model_type -> (config class name, {mapping name: class name or None}) in the reference for that type."""
+    old = run_legacy(_OLD_NAMES, {"types": list(OLD_REFERENCE_TYPES), "maps": list(REFERENCE_MAPPINGS.values())},
+                     python=REF434_PYTHON)
+
+    def names(model_type):
+        if model_type in OLD_REFERENCE_TYPES:
+            return old["config"][model_type], {m: old["heads"][m][model_type] for m in REFERENCE_MAPPINGS.values()}
+        return configuration_auto.CONFIG_MAPPING_NAMES[model_type], {
+            m: getattr(modeling_auto, m).get(model_type) for m in REFERENCE_MAPPINGS.values()}
+    return names
+
+
 @pytest.mark.parametrize("model_type", sorted(auto.REGISTRY))
-def test_registry_names_match_reference(model_type):
+def test_registry_names_match_reference(model_type, reference_names):
     arch = auto.REGISTRY[model_type]
-    assert arch.config == configuration_auto.CONFIG_MAPPING_NAMES[model_type]
+    config_name, heads = reference_names(model_type)
+    assert arch.config == config_name
     for head, mapping in REFERENCE_MAPPINGS.items():
-        assert arch.heads.get(head) == getattr(modeling_auto, mapping).get(model_type), (model_type, head)
+        assert arch.heads.get(head) == heads[mapping], (model_type, head)
 
 
 def test_every_auto_head_is_checked_and_exported():
@@ -43,11 +68,13 @@ def test_every_auto_head_is_checked_and_exported():
 
 
 @pytest.mark.parametrize("model_type", sorted(auto.REGISTRY))
-def test_auto_config_picks_class_by_model_type(tmp_path, model_type):
+def test_auto_config_picks_class_by_model_type(tmp_path, model_type, reference_names):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type}))
     config = leanformers.AutoConfig.from_pretrained(tmp_path)
-    reference = transformers.AutoConfig.from_pretrained(tmp_path)
-    assert type(config).__name__ == type(reference).__name__
+    if model_type in OLD_REFERENCE_TYPES:
+        assert type(config).__name__ == reference_names(model_type)[0]
+    else:
+        assert type(config).__name__ == type(transformers.AutoConfig.from_pretrained(tmp_path)).__name__
     assert config.model_type == model_type
 
 
@@ -139,5 +166,5 @@ def test_register_is_refused():
 def test_exported_classes_live_where_the_table_says():
     table = auto.exported_class_modules()
     for arch in auto.REGISTRY.values():
-        assert table[arch.config] == f"models.{arch.module}"
-        assert all(table[name] == f"models.{arch.module}" for name in arch.heads.values())
+        assert table[arch.config] == auto.module_path(arch)
+        assert all(table[name] == auto.module_path(arch) for name in arch.heads.values())

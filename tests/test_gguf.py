@@ -609,6 +609,6 @@ def test_every_tokenizer_class_loads_gguf_like_the_reference(family_files, file,
     theirs = getattr(transformers, cls).from_pretrained(family_files, gguf_file=file)
     ours = getattr(leanformers, cls).from_pretrained(family_files, gguf_file=file, local_files_only=True)
     name = type(theirs).__name__
-    assert type(ours).__name__ == ("PreTrainedTokenizerFast" if name == "TokenizersBackend" else name + "Fast")
+    assert type(ours).__name__ == ("PreTrainedTokenizerFast" if name == "TokenizersBackend" else name.removesuffix("Fast"))
     assert_same_tokenizer(ours, theirs, corpus()[:120] + [f"{USER_DEFINED} a<|im_start|>b <|im_end|> <s>"])
     assert ours.chat_template == theirs.chat_template

@@ -64,6 +64,15 @@ _EXPORTS = {
     "get_polynomial_decay_schedule_with_warmup": "training",
     "get_inverse_sqrt_schedule": "training",
     "get_wsd_schedule": "training",
+    "AdamW": "training",
+    "InputExample": "training",
+    "InputFeatures": "training",
+    "DataProcessor": "training",
+    "glue_processors": "training",
+    "glue_output_modes": "training",
+    "glue_tasks_num_labels": "training",
+    "glue_convert_examples_to_features": "training",
+    "glue_compute_metrics": "training",
     "pipeline": "pipelines",
     "Pipeline": "pipelines",
     "FeatureExtractionPipeline": "pipelines",
@@ -88,6 +97,15 @@ def _model_exports():
     return {**exported_class_modules(), **{name: "generation" for name in generation_names}}
 
 
+def _refuse_other_frameworks(name):
+    """TFBertModel, FlaxBertModel, ...: say what to use instead of a bare AttributeError."""
+    pytorch_name = name.removeprefix("TF") if name.startswith("TF") else name.removeprefix("Flax")
+    if pytorch_name != name and pytorch_name in _model_exports():
+        raise AttributeError(f"leanformers has no {name}: it provides PyTorch models only. Use {pytorch_name}; "
+                             f"a TensorFlow checkpoint (tf_model.h5) is read with "
+                             f"{pytorch_name}.from_pretrained(path, from_tf=True).")
+
+
 def __getattr__(name):
     import importlib
 
@@ -95,6 +113,7 @@ def __getattr__(name):
     if module is None:
         module = _model_exports().get(name)
     if module is None:
+        _refuse_other_frameworks(name)
         raise AttributeError(f"module 'leanformers' has no attribute '{name}'")
     value = getattr(importlib.import_module(f".{module}", __name__), _ALIASES.get(name, name))
     globals()[name] = value

@@ -14,7 +14,7 @@ from .errors import ConfigError, UnknownModelTypeError, refuse_remote_code
 
 @dataclass(frozen=True)
 class Architecture:
-    module: str                       # file under leanformers/models/
+    module: str                       # file under leanformers/models/ (".name": leanformers/name.py)
     config: str                       # config class name
     heads: dict = field(default_factory=dict)   # head name ("" = bare model) -> model class name
     tokenizer: str = "PreTrainedTokenizerFast"  # tokenizer class name in leanformers.tokenization
@@ -36,16 +36,40 @@ REGISTRY: dict[str, Architecture] = {
         "CausalLM": "BertLMHeadModel"}), "BertTokenizerFast"),
     "distilbert": Architecture("distilbert", "DistilBertConfig", _bert_like("DistilBert", {
         "PreTraining": "DistilBertForMaskedLM"}), "DistilBertTokenizerFast"),
+    **{model_type: Architecture(module, f"{prefix}Config", {
+        "": f"{prefix}Model", "PreTraining": f"{prefix}WithLMHeadModel", "MaskedLM": f"{prefix}WithLMHeadModel",
+        **({"CausalLM": "XLMWithLMHeadModel"} if prefix == "XLM" else {}),
+        "SequenceClassification": f"{prefix}ForSequenceClassification",
+        "TokenClassification": f"{prefix}ForTokenClassification", "MultipleChoice": f"{prefix}ForMultipleChoice",
+        "QuestionAnswering": f"{prefix}ForQuestionAnsweringSimple", "TextEncoding": f"{prefix}Model",
+        "BeamQuestionAnswering": f"{prefix}ForQuestionAnswering"}, f"{prefix}Tokenizer")
+       for model_type, module, prefix in (("xlm", "xlm_heads", "XLM"), ("flaubert", "flaubert", "Flaubert"))},
     "roberta": Architecture("roberta", "RobertaConfig", _bert_like("Roberta", {
         "PreTraining": "RobertaForMaskedLM", "CausalLM": "RobertaForCausalLM"}), "RobertaTokenizerFast"),
+    "deberta": Architecture("deberta_heads", "DebertaConfig", {
+        k: v for k, v in _bert_like("Deberta", {"PreTraining": "DebertaForMaskedLM"}).items() if k != "MultipleChoice"},
+        "DebertaTokenizerFast"),
+    "deberta-v2": Architecture("deberta_v2", "DebertaV2Config", _bert_like("DebertaV2", {
+        "PreTraining": "DebertaV2ForMaskedLM"}), "DebertaV2TokenizerFast"),
     "xlm-roberta": Architecture("roberta", "XLMRobertaConfig", _bert_like("XLMRoberta", {
         "PreTraining": "XLMRobertaForMaskedLM", "CausalLM": "XLMRobertaForCausalLM"}), "XLMRobertaTokenizerFast"),
+    "reformer": Architecture("reformer_heads", "ReformerConfig", {
+        "": "ReformerModel", "CausalLM": "ReformerModelWithLMHead", "MaskedLM": "ReformerForMaskedLM",
+        "SequenceClassification": "ReformerForSequenceClassification",
+        "QuestionAnswering": "ReformerForQuestionAnswering"}, "ReformerTokenizerFast"),
     "camembert": Architecture("roberta", "CamembertConfig", _bert_like("Camembert", {
         "PreTraining": "CamembertForMaskedLM", "CausalLM": "CamembertForCausalLM"}), "CamembertTokenizerFast"),
+    "longformer": Architecture("longformer_heads", "LongformerConfig", _bert_like("Longformer", {
+        "PreTraining": "LongformerForMaskedLM"}), "LongformerTokenizerFast"),
     "albert": Architecture("albert", "AlbertConfig", _bert_like("Albert", {
         "PreTraining": "AlbertForPreTraining"}), "AlbertTokenizerFast"),
+    "mobilebert": Architecture("mobilebert_heads", "MobileBertConfig", _bert_like("MobileBert", {
+        "PreTraining": "MobileBertForPreTraining", "NextSentencePrediction": "MobileBertForNextSentencePrediction"}),
+        "MobileBertTokenizerFast"),
     "electra": Architecture("electra", "ElectraConfig", _bert_like("Electra", {
         "PreTraining": "ElectraForPreTraining", "CausalLM": "ElectraForCausalLM"}), "ElectraTokenizerFast"),
+    "retribert": Architecture("retribert", "RetriBertConfig", {"": "RetriBertModel", "PreTraining": "RetriBertModel"},
+                              "RetriBertTokenizerFast"),
     "gpt2": Architecture("gpt2", "GPT2Config", {
         "": "GPT2Model", "CausalLM": "GPT2LMHeadModel", "PreTraining": "GPT2LMHeadModel",
         "SequenceClassification": "GPT2ForSequenceClassification",
@@ -55,9 +79,18 @@ REGISTRY: dict[str, Architecture] = {
         "": "OpenAIGPTModel", "CausalLM": "OpenAIGPTLMHeadModel", "PreTraining": "OpenAIGPTLMHeadModel",
         "SequenceClassification": "OpenAIGPTForSequenceClassification",
         "DoubleHeads": "OpenAIGPTDoubleHeadsModel"}, "OpenAIGPTTokenizerFast"),
+    "xlnet": Architecture("xlnet_heads", "XLNetConfig", {
+        "": "XLNetModel", "CausalLM": "XLNetLMHeadModel", "PreTraining": "XLNetLMHeadModel",
+        "SequenceClassification": "XLNetForSequenceClassification",
+        "TokenClassification": "XLNetForTokenClassification", "MultipleChoice": "XLNetForMultipleChoice",
+        "QuestionAnswering": "XLNetForQuestionAnsweringSimple",
+        "QuestionAnsweringBeams": "XLNetForQuestionAnswering"}, "XLNetTokenizerFast"),
     "ctrl": Architecture("ctrl", "CTRLConfig", {
         "": "CTRLModel", "CausalLM": "CTRLLMHeadModel", "PreTraining": "CTRLLMHeadModel",
         "SequenceClassification": "CTRLForSequenceClassification"}, "CTRLTokenizer"),
+    "transfo-xl": Architecture("transfo_xl_heads", "TransfoXLConfig", {
+        "": "TransfoXLModel", "CausalLM": "TransfoXLLMHeadModel", "PreTraining": "TransfoXLLMHeadModel",
+        "SequenceClassification": "TransfoXLForSequenceClassification"}, "TransfoXLTokenizer"),
     **{model_type: Architecture("llama", f"{prefix}Config", {
         "": f"{prefix}Model", "CausalLM": f"{prefix}ForCausalLM",
         "SequenceClassification": f"{prefix}ForSequenceClassification",
@@ -84,6 +117,9 @@ REGISTRY: dict[str, Architecture] = {
         "": "T5Model", "Seq2SeqLM": "T5ForConditionalGeneration", "PreTraining": "T5ForConditionalGeneration",
         "SequenceClassification": "T5ForSequenceClassification", "TokenClassification": "T5ForTokenClassification",
         "QuestionAnswering": "T5ForQuestionAnswering", "TextEncoding": "T5EncoderModel"}, "T5TokenizerFast"),
+    "bert-generation": Architecture("bert_generation", "BertGenerationConfig", {
+        "": "BertGenerationEncoder", "CausalLM": "BertGenerationDecoder"}, "BertGenerationTokenizer"),
+    "encoder-decoder": Architecture(".encoder_decoder", "EncoderDecoderConfig", {"Seq2SeqLM": "EncoderDecoderModel"}),
 }
 
 AUTO_HEADS = {
@@ -104,7 +140,7 @@ def exported_class_modules() -> dict[str, str]:
     out = {}
     for arch in REGISTRY.values():
         for name in (arch.config, *arch.heads.values()):
-            out[name] = f"models.{arch.module}"
+            out[name] = module_path(arch)
         out[arch.tokenizer] = "tokenization"
         out[arch.tokenizer.removesuffix("Fast")] = "tokenization"
     out.update({name: "auto" for name in AUTO_HEADS})
@@ -117,6 +153,12 @@ def architecture(model_type: str | None) -> Architecture:
             f"Unknown model_type {model_type!r}. leanformers supports: {', '.join(supported_model_types())}. "
             f"Check the 'model_type' of config.json.")
     return REGISTRY[model_type]
+
+
+def module_path(arch: Architecture) -> str:
+    """The module (relative to the package) that defines an architecture's classes: models/<module>, or a
+    top-level module for a ".name" (the encoder-decoder model, built from other registry entries)."""
+    return arch.module[1:] if arch.module.startswith(".") else f"models.{arch.module}"
 
 
 def _import(module: str, name: str):
@@ -132,7 +174,7 @@ class AutoConfig:
     @staticmethod
     def config_class(model_type: str):
         arch = architecture(model_type)
-        return _import(f"models.{arch.module}", arch.config)
+        return _import(module_path(arch), arch.config)
 
     @classmethod
     def for_model(cls, model_type: str, *args, **kwargs):
@@ -174,7 +216,7 @@ class _AutoModel:
             known = ", ".join(f"AutoModelFor{h}" if h else "AutoModel" for h in arch.heads)
             raise ConfigError(f"{cls.__name__} has no '{config.model_type}' model; for '{config.model_type}' use "
                               f"one of: {known}.")
-        return _import(f"models.{arch.module}", arch.heads[cls.head])
+        return _import(module_path(arch), arch.heads[cls.head])
 
     @classmethod
     def from_config(cls, config, **kwargs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 
 import torch
@@ -35,6 +36,9 @@ def find_weight_files(path_or_repo, hub_kwargs: dict, use_safetensors=None) -> l
             return [found]
         shard_names = sorted(set(_read_index(found)["weight_map"].values()))
         return [resolve_file(name, shard, **hub_kwargs) for shard in shard_names]
+    if os.path.isdir(name) and os.path.isfile(os.path.join(name, hub_kwargs.get("subfolder") or "", "tf_model.h5")):
+        raise ResourceNotFoundError(f"{name} has only TensorFlow weights (tf_model.h5): pass from_tf=True to load "
+                                    f"them (TensorFlow itself is not needed).")
     wanted = ", ".join(f for f, _ in candidates)
     raise ResourceNotFoundError(f"{name} has no weights: none of {wanted} was found. Pass the folder or repo id "
                                 f"of a saved model (or the path of a weights file with config=...).")
@@ -44,11 +48,16 @@ def _read_index(path) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             index = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise CheckpointError(f"{path} is not a valid weight index (JSON): {err}. Re-download the checkpoint.") \
-            from err
-    if not isinstance(index.get("weight_map"), dict):
-        raise CheckpointError(f"{path} has no 'weight_map'; it is not a sharded-checkpoint index.")
+            from None
+    if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
+        raise CheckpointError(f"{path} has no 'weight_map'; it is not a sharded-checkpoint index. Re-download "
+                              f"the checkpoint.")
+    for key, shard in index["weight_map"].items():
+        if not isinstance(shard, str) or not shard:
+            raise CheckpointError(f"{path} maps the weight {key!r} to {shard!r}, not a file name; the index is "
+                                  f"damaged. Re-download the checkpoint.")
     return index
 
 
@@ -58,13 +67,28 @@ def load_weight_file(path: str) -> dict[str, torch.Tensor]:
         return _load_safetensors(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as err:
+        raise _unsafe_pickle(path, err) from None
     except RuntimeError:
         try:  # legacy (non-zip) pickles cannot be memory-mapped
             return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise _unsafe_pickle(path, err) from None
         except Exception as err:
             raise _damaged(path, err) from err
     except Exception as err:
         raise _damaged(path, err) from err
+
+
+def _unsafe_pickle(path, err) -> CheckpointError:
+    """A pickle that names Python objects beyond tensors; torch's own message is not repeated, as it suggests
+    loading the file with weights_only=False, which would run them."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(err))
+    what = f" ({found.group(1)})" if found else ""
+    return CheckpointError(
+        f"{path} contains Python objects{what} that leanformers will not run: a weights file must hold tensors "
+        f"only. Ask the publisher for a model.safetensors file, or convert it yourself on an isolated machine "
+        f"you trust (load it there, then save_pretrained(..., safe_serialization=True)).")
 
 
 def _load_safetensors(path: str) -> dict[str, torch.Tensor]:
@@ -86,12 +110,15 @@ def read_safetensors_dtype(path: str):
     """The floating dtype stored in a safetensors file (from its header only), or None."""
     from safetensors import safe_open
 
-    with safe_open(path, framework="pt", device="cpu") as f:
-        for key in f.keys():
-            dtype = f.get_slice(key).get_dtype()
-            if dtype in ("F32", "F16", "BF16", "F64"):
-                return {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-                        "F64": torch.float64}[dtype]
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            for key in f.keys():
+                dtype = f.get_slice(key).get_dtype()
+                if dtype in ("F32", "F16", "BF16", "F64"):
+                    return {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                            "F64": torch.float64}[dtype]
+    except Exception as err:  # safetensors raises its own error types for bad headers and short files
+        raise _damaged(path, err) from None
     return None
 
 

@@ -4,6 +4,7 @@
     cat texts.txt | leanformers run text-classification --model PATH --batch-size 64 > out.jsonl
     leanformers download gpt2 config.json model.safetensors --local-dir ./models/gpt2
     leanformers env
+    leanformers export onnx PATH ./onnx-model --task text-classification
 
 Exit status: 0 on success, 1 when the work fails (the reason is printed on stderr), 2 for a malformed command line,
 130 when interrupted.
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands)
     _add_download(commands)
     _add_env(commands)
+    _add_serve(commands)
+    _add_export(commands)
     return parser
 
 
@@ -96,6 +99,70 @@ def _add_env(commands):
                                           "torch sees, and where the hub cache is.")
     env.add_argument("--json", action="store_true", help="print one JSON object")
     env.set_defaults(handler=command_env)
+
+
+def _add_serve(commands):
+    serve = commands.add_parser(
+        "serve", help="serve a model over an OpenAI-compatible HTTP API, with a web page",
+        description="Serve MODEL (a folder, hub id or cached repo; default: the embedded SmolLM2-135M-Instruct GGUF) "
+                    "with continuous batching: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, "
+                    "/v1/pipeline/TASK, /health, /metrics, and a chat/pipeline page at /. Needs the `serve` extra.")
+    serve.add_argument("model", nargs="?", help="model folder, hub repo id or cached repo")
+    serve.add_argument("--gguf-file", help="GGUF file inside MODEL's folder or repo")
+    serve.add_argument("--task", help="serve this pipeline task (default: what the checkpoint's head does)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument("--max-batch", type=int, default=8, help="requests decoded together = key/value slots")
+    serve.add_argument("--max-queue", type=int, default=64, help="requests that may wait; more get 429")
+    serve.add_argument("--max-model-len", type=int, default=None,
+                       help="tokens per slot, prompt plus completion (default: 2048, at most the model's context)")
+    serve.add_argument("--api-key", default=os.environ.get("LEANFORMERS_API_KEY"),
+                       help="require 'Authorization: Bearer KEY' (default: LEANFORMERS_API_KEY)")
+    serve.add_argument("--cors-origin", help="allow browser calls from this origin")
+    serve.add_argument("--device", default="cpu", help="cpu or cuda")
+    serve.add_argument("--dtype", help="float32, float16, bfloat16 or auto")
+    serve.add_argument("--batch-invariant", action="store_true",
+                       help="greedy answers bitwise independent of the other requests in the batch (CPU float32; "
+                            "slower, most of all for a single stream)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(handler=command_serve)
+
+
+def _add_export(commands):
+    export = commands.add_parser("export", help="export a model to another runtime (ONNX)",
+                                 description="Export a checkpoint for another runtime.")
+    formats = export.add_subparsers(dest="format", metavar="FORMAT")
+    formats.required = True
+    onnx = formats.add_parser(
+        "onnx", help="write model.onnx, the config and the tokenizer, checked in ONNX Runtime",
+        description="Export MODEL for --task into OUTDIR (model.onnx, config.json, the tokenizer), run it in ONNX "
+                    "Runtime against PyTorch and print the largest difference; fails above --atol. "
+                    "`pipeline(TASK, model=OUTDIR)` then runs on ONNX Runtime. Needs the `onnx` extra.")
+    onnx.add_argument("model", help="model folder, hub repo id or cached repo")
+    onnx.add_argument("output", metavar="OUTDIR", help="folder to write")
+    onnx.add_argument("--task", default="feature-extraction", help="feature-extraction (default), fill-mask, "
+                      "text-classification, token-classification, question-answering, text-generation or "
+                      "text2text-generation")
+    onnx.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    onnx.add_argument("--atol", type=float, default=1e-4, help="largest difference accepted (default: 1e-4)")
+    onnx.set_defaults(handler=command_export_onnx)
+
+
+def command_export_onnx(args) -> int:
+    from .export import export_onnx
+
+    difference = export_onnx(args.model, args.output, task=args.task, opset=args.opset, atol=args.atol)
+    print(f"{args.output}: ONNX Runtime matches PyTorch (max difference {difference:.2e} <= {args.atol:g})")
+    return 0
+
+
+def command_serve(args) -> int:
+    from .serving import serve
+
+    return serve(args.model, gguf_file=args.gguf_file, task=args.task, host=args.host, port=args.port,
+                 max_batch=args.max_batch, max_queue=args.max_queue, max_len=args.max_model_len,
+                 api_key=args.api_key, cors_origin=args.cors_origin, device=args.device, dtype=args.dtype,
+                 batch_invariant=args.batch_invariant, log_level=args.log_level)
 
 
 # ---------------------------------------------------------------------- run

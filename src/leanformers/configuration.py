@@ -42,6 +42,10 @@ _PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_labe
 # JSON has no inf/nan: both libraries write them as {"__float__": "Infinity"} so any JSON reader accepts the file.
 _FLOAT_TAG = "__float__"
 _SPECIAL_FLOATS = {"Infinity": float("inf"), "-Infinity": float("-inf"), "NaN": float("nan")}
+# Sizes a config may state: beyond these no model can be built (a layer count this large would take hours to build
+# even on the meta device), so the file is damaged or hostile.
+MAX_CONFIG_INT = 2**40
+MAX_LAYERS = 4096
 
 
 class PretrainedConfig:
@@ -66,6 +70,8 @@ class PretrainedConfig:
         for key, value in kwargs.items():
             setattr(self, key, value)
         self.dtype = _dtype_value(self.dtype)
+        if isinstance(kwargs.get("pruned_heads"), dict):  # JSON keys are strings; layers are numbered
+            self.pruned_heads = {int(layer): list(heads) for layer, heads in kwargs["pruned_heads"].items()}
         self._set_labels(id2label, label2id, num_labels)
         if self.problem_type not in _PROBLEM_TYPES:
             raise ConfigError(f"problem_type={self.problem_type!r} is not one of {_PROBLEM_TYPES[1:]}.")
@@ -89,6 +95,9 @@ class PretrainedConfig:
         # Like Transformers: JSON keys of id2label become ints, label2id is kept as given (None when absent),
         # and an explicit num_labels that disagrees with id2label replaces both maps with LABEL_i names.
         if id2label is not None:
+            if not isinstance(id2label, dict) or not all(str(k).lstrip("-").isdigit() for k in id2label):
+                raise ConfigError(f"The config's id2label must map label ids to names, such as "
+                                  f"{{'0': 'NEGATIVE'}}; got {_short(id2label)}. Fix config.json.")
             self.id2label = {int(k): v for k, v in id2label.items()}
             self.label2id = label2id
             if num_labels is not None and num_labels != len(self.id2label):
@@ -117,7 +126,8 @@ class PretrainedConfig:
 
     @property
     def use_return_dict(self) -> bool:
-        return self.return_dict
+        # torchscript=True (the flag of Transformers 4.x) asks for tuple outputs, which tracing needs
+        return self.return_dict and not getattr(self, "torchscript", False)
 
     @property
     def torch_dtype(self):
@@ -171,7 +181,16 @@ class PretrainedConfig:
     def from_dict(cls, config_dict: dict[str, Any], return_unused_kwargs: bool = False, **kwargs):
         """Build from a dict; keyword arguments that name a setting (known, or present in the dict) override it."""
         kwargs = {k: v for k, v in kwargs.items() if not (k in ("dtype", "torch_dtype") and v == "auto")}
-        config = cls(**{**config_dict, **_config_kwargs(cls, kwargs)})
+        settings = {**config_dict, **_config_kwargs(cls, kwargs)}
+        check_settings(cls, settings, "the config")
+        try:
+            config = cls(**settings)
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as err:
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(f"The config (config.json or keyword arguments) of {cls.__name__} holds a setting of "
+                              f"the wrong type or value ({type(err).__name__}: {err}). Fix or re-download "
+                              f"config.json.") from None
         unused = {}
         for key, value in kwargs.items():
             if _is_config_key(cls, key):
@@ -203,7 +222,9 @@ class PretrainedConfig:
             config_file = path
         else:
             config_file = resolve_file(path, kwargs.pop("_config_file_name", CONFIG_NAME), **hub_kwargs)
-        return read_json(config_file), kwargs
+        data = read_json(config_file)
+        check_settings(cls, data, config_file)
+        return data, kwargs
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
@@ -233,13 +254,85 @@ def read_json(path) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} holds a JSON {type(data).__name__}, expected an object of settings.")
+        return _decode_floats(data)
     except json.JSONDecodeError as err:
-        raise ConfigError(f"{path} is not valid JSON ({err}). Re-download or fix the file.") from err
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path} is not a UTF-8 text file; is it really a config.json?") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} holds a JSON {type(data).__name__}, expected an object of settings.")
-    return _decode_floats(data)
+        raise ConfigError(f"{path} is not valid JSON ({err}). Re-download or fix the file.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a UTF-8 text file; is it really a config.json? Re-download it.") from None
+    except RecursionError:
+        raise ConfigError(f"{path} nests its values too deeply to be a config; the file is damaged or hostile. "
+                          f"Re-download it from a source you trust.") from None
+
+
+def check_settings(cls, settings: dict[str, Any], source: str):
+    """Refuse settings no config can hold, naming `source` (a file) and the key: names that would replace a
+    Python attribute of the object (`__class__`, a method), a value whose type differs from the setting's
+    default (a string for a size), and sizes or layer counts no model could be built with."""
+    check_values(cls, {**COMMON_DEFAULTS, **cls.defaults}, settings, source)
+
+
+def check_values(cls, defaults: dict[str, Any], settings: dict[str, Any], source: str, per_layer: bool = True):
+    """check_settings for any settings object (`cls`) whose settings default to `defaults` (a None default
+    accepts any type; a number, a number of either kind, or with `per_layer` a list of them)."""
+    for key, value in settings.items():
+        if not isinstance(key, str):
+            continue
+        if key.startswith("__") or callable(getattr(cls, key, None)) or _read_only(cls, key):
+            raise ConfigError(f"{source} has the key {key!r}, which names a Python attribute of {cls.__name__}, "
+                              f"not a setting; the file is damaged or hostile. Remove the key.")
+        if key == "model_type" and value is not None and not isinstance(value, str):
+            raise ConfigError(f"{source} states model_type={value!r}; it must be a name such as 'bert'.")
+        if key.endswith(("token_id", "token_ids", "suppress_tokens", "words_ids")) and not _is_ids(key, value):
+            raise ConfigError(f"{source} states {key}={_short(value)}; it must be a token id or a list of token "
+                              f"ids (integers). Fix or re-download the file.")
+        default = defaults.get(key)
+        if value is None or default is None or key.endswith(("token_id", "token_ids")):  # an id or a list of ids
+            _check_number(key, value, source)
+            continue
+        # a number may also be given per layer (a list, as Longformer's attention_window)
+        kinds = (int, float, *((list,) if per_layer else ())) if isinstance(default, (int, float)) else \
+            (list, tuple) if isinstance(default, (list, tuple)) else type(default)
+        if not isinstance(value, kinds):
+            raise ConfigError(f"{source} states {key}={_short(value)}, a {type(value).__name__}, where a "
+                              f"{type(default).__name__} such as {default!r} belongs. Fix or re-download the file.")
+        _check_number(key, value, source)
+
+
+def _is_ids(key: str, value) -> bool:
+    """None, or what the key holds: a token id or a list of them (`*_token_id`), a list of ids
+    (`suppress_tokens`), a list of lists of ids (`bad_words_ids`)."""
+    if value is None:
+        return True
+    if key.endswith("words_ids"):
+        return isinstance(value, list) and all(isinstance(v, list) and _all_ints(v) for v in value)
+    if key.endswith("suppress_tokens"):
+        return isinstance(value, list) and _all_ints(value)
+    return type(value) is int or isinstance(value, list) and _all_ints(value)  # -1 is a "no token" some write
+
+
+def _all_ints(values: list) -> bool:
+    return all(type(v) is int for v in values)
+
+
+def _check_number(key: str, value, source: str):
+    if type(value) is not int:
+        return
+    limit = MAX_LAYERS if "layers" in key or key in ("n_layer", "num_layers") else MAX_CONFIG_INT
+    if not -MAX_CONFIG_INT <= value <= limit:
+        raise ConfigError(f"{source} states {key}={_short(value)}, beyond what any model holds (at most {limit}); "
+                          f"the file is damaged or hostile. Fix or re-download it.")
+
+
+def _read_only(cls, key: str) -> bool:
+    attribute = getattr(cls, key, None)
+    return isinstance(attribute, property) and attribute.fset is None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _encode_floats(value):
@@ -273,7 +366,7 @@ def _dtype_value(dtype):
 
 def _is_config_key(cls, key: str) -> bool:
     return key in COMMON_DEFAULTS or key in cls.defaults or key in cls.attribute_map or key in (
-        "num_labels", "id2label", "label2id", "torch_dtype", "dtype")
+        "num_labels", "id2label", "label2id", "torch_dtype", "dtype", "torchscript")
 
 
 def _config_kwargs(cls, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,16 @@
-"""Exceptions raised by leanformers. Each message names the problem and the fix."""
+"""Exceptions raised by leanformers. Each message names the problem and the fix.
+
+Every class derives from LeanformersError, so `except LeanformersError` catches whatever leanformers raises about a
+file or an argument; each also keeps the built-in base (ValueError, OSError) that code written for Transformers
+catches. docs/errors.md lists what raises each class and what to do about it.
+"""
 
 
-class ConfigError(ValueError):
+class LeanformersError(Exception):
+    """Base of every leanformers error: a bad file, a bad argument, or something missing."""
+
+
+class ConfigError(LeanformersError, ValueError):
     """A configuration is malformed or does not fit what was asked of it."""
 
 
@@ -9,11 +18,11 @@ class UnknownModelTypeError(ConfigError):
     """A `model_type` (or model class name) that leanformers does not implement."""
 
 
-class ResourceNotFoundError(OSError):
+class ResourceNotFoundError(LeanformersError, OSError):
     """A folder, file or hub repo could not be found (locally, in the cache, or on the hub)."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LeanformersError, ValueError):
     """A weights file is damaged, truncated, or does not fit the model (wrong shapes, unsafe paths)."""
 
 
@@ -28,8 +37,15 @@ class MissingCheckpointError(CheckpointError, ResourceNotFoundError):
     other missing files."""
 
 
-class TokenizerError(ValueError):
-    """A tokenizer was called with input or options it cannot honour."""
+class TokenizerError(LeanformersError, ValueError):
+    """A tokenizer was called with input or options it cannot honour, or its files are damaged."""
+
+
+class ChatTemplateError(TokenizerError):
+    """A chat template failed: a syntax error, a refused operation (sandbox), or a time or size limit reached.
+
+    The instances raised are also instances of the matching jinja2 exception (TemplateError, SecurityError,
+    TemplateSyntaxError), as Transformers raises those."""
 
 
 def refuse_remote_code():

@@ -11,6 +11,8 @@ Conv1D weights of GPT-2). The tokenizer is rebuilt from the metadata by `tokeniz
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
 import struct
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, LeanformersError
 
 # ---------------------------------------------------------------------------------------------- the file format
 _MAGIC = b"GGUF"
@@ -30,6 +32,8 @@ _SCALARS = {0: ("<B", "u1"), 1: ("<b", "i1"), 2: ("<H", "<u2"), 3: ("<h", "<i2")
             5: ("<i", "<i4"), 6: ("<f", "<f4"), 7: ("<?", "?"), 10: ("<Q", "<u8"), 11: ("<q", "<i8"),
             12: ("<d", "<f8")}
 _STRING, _ARRAY = 8, 9
+_MAX_DIMS = 4  # ggml tensors have at most four dimensions
+_MAX_NESTING = 8  # arrays of arrays: llama.cpp writes none deeper than two
 
 
 @dataclass(frozen=True)
@@ -55,13 +59,17 @@ class GGUFFile:
 
     @property
     def architecture(self) -> str:
-        return self.metadata.get("general.architecture", "")
+        arch = self.metadata.get("general.architecture", "")
+        if not isinstance(arch, str):
+            raise ConfigError(f"{self.path} states general.architecture={arch!r}, not a name: the file is damaged. "
+                              f"Download it again.")
+        return arch
 
     def raw(self, name: str) -> np.ndarray:
         """The stored bytes of a tensor, shaped (*rows, bytes per row), as `gguf.quants.dequantize` expects."""
         info = self.tensors[name]
         data = self.blob[info.start:info.start + info.nbytes].view(np.ndarray)
-        rows = int(np.prod(info.shape[:-1])) if len(info.shape) > 1 else 1
+        rows = math.prod(info.shape[:-1]) or 1  # a tensor with an empty dimension has no bytes at all
         return data.reshape(*info.shape[:-1], info.nbytes // rows)
 
     def dequantize(self, name: str) -> np.ndarray:
@@ -86,18 +94,24 @@ def read_gguf(path) -> GGUFFile:
     if bytes(view[:4]) != _MAGIC:
         raise CheckpointError(f"{path} is not a GGUF file (it does not start with b'GGUF'). Pass the .gguf file "
                               f"written by llama.cpp's converter as gguf_file=.")
+    reader = _Reader(view, 24)
     try:
         version, tensor_count, kv_count = struct.unpack_from("<IQQ", view, 4)
         if version not in _VERSIONS:
             raise CheckpointError(f"{path} is GGUF version {version}; versions {_VERSIONS} are supported. "
                                   f"Convert it again with a recent llama.cpp.")
-        reader = _Reader(view, 24)
+        # each entry takes at least 12 (metadata) or 24 (tensor) bytes: counts the file cannot hold are lies
+        reader.claim(kv_count, 12, "metadata entries")
         metadata = {reader.string(): reader.value() for _ in range(kv_count)}
+        reader.claim(tensor_count, 24, "tensors")
         entries = [reader.tensor_entry() for _ in range(tensor_count)]
-    except (struct.error, UnicodeDecodeError, IndexError, ValueError) as err:
-        raise CheckpointError(f"The header of {path} is damaged or truncated ({err}). Download the file again.") \
-            from err
-    alignment = int(metadata.get("general.alignment", _DEFAULT_ALIGNMENT))
+    except (struct.error, IndexError, ValueError, RecursionError) as err:
+        raise CheckpointError(f"The header of {path} is damaged or truncated (at byte {reader.pos}: {err}). "
+                              f"Download the file again.") from None
+    alignment = metadata.get("general.alignment", _DEFAULT_ALIGNMENT)
+    if type(alignment) is not int or alignment <= 0:
+        raise CheckpointError(f"{path} states general.alignment={alignment!r}, not a positive number of bytes: the "
+                              f"file is damaged. Download it again.")
     data_start = -(-reader.pos // alignment) * alignment
     file = GGUFFile(path, version, metadata, blob)
     for name, shape, ggml_type, offset in entries:
@@ -115,6 +129,13 @@ class _Reader:
 
     def __init__(self, view: memoryview, pos: int):
         self.view, self.pos = view, pos
+        self.depth = 0
+
+    def claim(self, count: int, least: int, what: str):
+        """Refuse a count of items that would need more bytes than the file has left (nothing is allocated)."""
+        left = len(self.view) - self.pos
+        if count * least > left:
+            raise ValueError(f"the file claims {count} {what} but has {left} bytes left")
 
     def unpack(self, fmt: str):
         values = struct.unpack_from(fmt, self.view, self.pos)
@@ -123,7 +144,12 @@ class _Reader:
 
     def string(self) -> str:
         length = self.unpack("<Q")
-        text = bytes(self.view[self.pos:self.pos + length]).decode("utf-8")
+        self.claim(length, 1, "string bytes")
+        try:
+            text = bytes(self.view[self.pos:self.pos + length]).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"a string of {length} bytes is not UTF-8 text ({err.reason} at its byte "
+                             f"{err.start})") from None
         self.pos += length
         return text
 
@@ -138,14 +164,25 @@ class _Reader:
         element, count = self.unpack("<IQ")
         if element in _SCALARS:  # one numpy read for a whole numeric array (token types, scores)
             dtype = np.dtype(_SCALARS[element][1])
+            self.claim(count, dtype.itemsize, "array values")
             values = np.frombuffer(self.view, dtype=dtype, count=count, offset=self.pos)
             self.pos += count * dtype.itemsize
             return values.tolist()
-        return [self.value(element) for _ in range(count)]
+        if element not in (_STRING, _ARRAY):
+            raise ValueError(f"unknown metadata array element type {element}")
+        self.claim(count, 8, "array values")
+        self.depth += 1
+        if self.depth > _MAX_NESTING:
+            raise ValueError(f"arrays nested more than {_MAX_NESTING} deep")
+        values = [self.value(element) for _ in range(count)]
+        self.depth -= 1
+        return values
 
     def tensor_entry(self) -> tuple:
         name = self.string()
         dims = self.unpack("<I")
+        if dims > _MAX_DIMS:
+            raise ValueError(f"tensor '{name}' claims {dims} dimensions; ggml tensors have at most {_MAX_DIMS}")
         shape = struct.unpack_from(f"<{dims}Q", self.view, self.pos)
         self.pos += 8 * dims
         ggml_type, offset = self.unpack("<IQ")
@@ -160,7 +197,7 @@ def _byte_count(path: str, name: str, shape: tuple, ggml_type: int) -> int:
     except (KeyError, ValueError):
         raise CheckpointError(f"Tensor '{name}' of {path} has ggml type {ggml_type}, which the installed `gguf` "
                               f"package does not know. Upgrade it: pip install -U gguf.") from None
-    elements = int(np.prod(shape)) if shape else 1
+    elements = math.prod(shape)  # Python integers: sizes a header claims cannot overflow
     if shape and shape[-1] % block:
         raise CheckpointError(f"Tensor '{name}' of {path} has rows of {shape[-1]} values, not a multiple of the "
                               f"{block}-value blocks of its type: the file is damaged.")
@@ -326,15 +363,35 @@ def resolve_gguf(path_or_repo, gguf_file, hub_kwargs: dict | None = None) -> str
 
 def load_gguf_config_dict(path_or_repo, gguf_file, hub_kwargs: dict | None = None) -> dict:
     """The config dict (transformers names, with `model_type`) stated by a GGUF file of a folder or hub repo."""
-    return gguf_config_dict(read_gguf(resolve_gguf(path_or_repo, gguf_file, hub_kwargs)))
+    file = read_gguf(resolve_gguf(path_or_repo, gguf_file, hub_kwargs))
+    with damaged_gguf(file.path, "metadata"):
+        return gguf_config_dict(file)
+
+
+@contextlib.contextmanager
+def damaged_gguf(path: str, part: str, error=CheckpointError):
+    """Turns what a file of unexpected values makes numpy, torch, gguf or tokenizers raise into an error naming
+    the file (leanformers' own errors pass through)."""
+    try:
+        yield
+    except LeanformersError:
+        raise
+    except BaseException as err:  # Exception, or a Rust panic of the tokenizers engine (a BaseException)
+        if not isinstance(err, Exception) and type(err).__name__ != "PanicException":
+            raise
+        raise error(f"Cannot use the {part} of {path} ({type(err).__name__}: {err}): the file is damaged or holds "
+                    f"values of the wrong type. Download it again, or load the original checkpoint of the "
+                    f"model.") from None
 
 
 def load_gguf_checkpoint(cls, path_or_repo, gguf_file, config, hub_kwargs: dict) -> tuple:
     """(config, state dict) for `cls.from_pretrained(path_or_repo, gguf_file=...)`; a given config is kept."""
     file = read_gguf(resolve_gguf(path_or_repo, gguf_file, hub_kwargs))
     if config is None:
-        fields = gguf_config_dict(file)
-        fields.pop("model_type")
-        config = cls.config_class(**fields)
+        with damaged_gguf(file.path, "metadata", ConfigError):
+            fields = gguf_config_dict(file)
+            fields.pop("model_type")
+            config = cls.config_class(**fields)
         config.name_or_path = str(path_or_repo)
-    return config, gguf_state_dict(file)
+    with damaged_gguf(file.path, "tensors"):
+        return config, gguf_state_dict(file)

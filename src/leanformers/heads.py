@@ -14,11 +14,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .activations import activation_module
 from .errors import ConfigError
-from .layers import (activation, causal_lm_loss, few_rows_linear, keep_last_logits, last_token_logits, output_flags,
+from .layers import (causal_lm_loss, few_rows_linear, keep_last_logits, last_token_logits, output_flags,
                      sequence_classification_loss, span_logits, span_loss, token_loss)
 from .outputs import (CausalLMOutputWithCrossAttentions, MaskedLMOutput, MultipleChoiceModelOutput,
-                      QuestionAnsweringModelOutput, SequenceClassifierOutput, TokenClassifierOutput, extras, pack)
+                      QuestionAnsweringModelOutput, SequenceClassifierOutput, TokenClassifierOutput, as_tuple, extras,
+                      pack)
 
 # ---------------------------------------------------------------------- forward() arguments and results
 # accepted and ignored: cache_position (positions come from the cache), num_items_in_batch (read by the losses),
@@ -49,7 +51,7 @@ def start_decoder(model, kwargs: dict, input_ids, inputs_embeds, output_attentio
 
 def finish(output, return_dict, config):
     """The output object, or its tuple when return_dict (or the config's default) is false."""
-    return output if (return_dict if return_dict is not None else config.return_dict) else output.to_tuple()
+    return output if (return_dict if return_dict is not None else config.use_return_dict) else as_tuple(output, config)
 
 
 # ---------------------------------------------------------------------- modules named alike in every family
@@ -68,7 +70,7 @@ class SequenceSummary(nn.Module):
             to_labels = getattr(config, "summary_proj_to_labels", False) and config.num_labels > 0
             self.summary = nn.Linear(config.hidden_size, config.num_labels if to_labels else config.hidden_size)
         name = getattr(config, "summary_activation", None)
-        self.activation = activation(name) if name else nn.Identity()
+        self.activation = activation_module(name) if name else nn.Identity()
         first, last = getattr(config, "summary_first_dropout", 0), getattr(config, "summary_last_dropout", 0)
         self.first_dropout = nn.Dropout(first) if first and first > 0 else nn.Identity()
         self.last_dropout = nn.Dropout(last) if last and last > 0 else nn.Identity()
@@ -286,17 +288,19 @@ class MaskedLM(EncoderHead):
 
 class CausalLM(EncoderHead):
     """The encoder run as a decoder (is_decoder=True) with the family's `lm_scores`; the loss predicts each next
-    token."""
+    token. The key/value cache of an encoder that keeps one is passed on (none is made when labels are given)."""
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
                 past_key_values=None, use_cache=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None):
-        out = self.encode(locals())
+        args = locals()
+        out = self.base_model(**{k: args[k] for k in ENCODER_ARGS}, use_cache=False if labels is not None else
+                              use_cache, return_dict=True)
         logits = self.lm_scores(out.last_hidden_state)
         loss = None if labels is None else causal_lm_loss(logits, labels)
-        return self.head_output(CausalLMOutputWithCrossAttentions, locals(), out, loss=loss, logits=logits,
-                                cross_attentions=out.cross_attentions)
+        return self.head_output(CausalLMOutputWithCrossAttentions, args, out, loss=loss, logits=logits,
+                                past_key_values=out.get("past_key_values"), cross_attentions=out.cross_attentions)
 
 
 # ---------------------------------------------------------------------- GPT-style decoder heads

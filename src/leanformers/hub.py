@@ -3,6 +3,7 @@ the offline rules and errors that say what to do."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -87,6 +88,18 @@ def _from_hub(repo_id, filename, *, cache_dir, revision, token, subfolder, local
                                     f"For a local folder, check the path.") from err
     except errors.HFValidationError as err:
         raise ResourceNotFoundError(f"'{repo_id}' is neither a local folder nor a valid repo id.") from err
+    except OSError as err:
+        if err.errno not in _NO_ROOM:
+            raise
+        # huggingface_hub writes into a private .incomplete file and moves it into place only once complete, so
+        # the cache holds no damaged copy that a later (offline) load would use
+        raise ResourceNotFoundError(
+            f"Cannot write '{filename}' of repo '{repo_id}' into the cache {cache}: {err.strerror or err}. Free "
+            f"disk space, or point cache_dir= (or HF_HUB_CACHE) at a disk with room, and load again; the partial "
+            f"download was not kept as the file.") from err
+
+
+_NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 def _repo_cached(repo_id, cache, repo_type) -> bool:

@@ -32,12 +32,18 @@ def padding_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> tor
     if attention_mask is None:
         return None
     if attention_mask.dim() == 2:
-        if bool(attention_mask.all()):
+        if not capturing() and bool(attention_mask.all()):
             return None
         attention_mask = attention_mask[:, None, None, :]
     elif attention_mask.dim() == 3:
         attention_mask = attention_mask[:, None, :, :]
     return additive(attention_mask, dtype)
+
+
+def capturing() -> bool:
+    """True while torch.jit.trace, torch.export or torch.compile records the model: a branch on tensor values
+    would be frozen into the graph (or break it), so shortcuts that read values are skipped."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def additive(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -193,7 +199,7 @@ def decoder_mask(attention_mask, query_len: int, past_len: int, sliding_window: 
             raise ValueError(f"attention_mask covers {attention_mask.shape[-1]} positions but the model sees {key_len} "
                              f"({past_len} cached + {query_len} new); pass the mask of the whole sequence so far.")
         pad = attention_mask[:, :key_len]
-        pad = None if bool(pad.all()) else pad.bool()
+        pad = None if not capturing() and bool(pad.all()) else pad.bool()
     windowed = sliding_window is not None and key_len > sliding_window
     if not windowed:
         if pad is None and query_len == 1:
@@ -246,7 +252,7 @@ def last_token_logits(logits, input_ids, pad_token_id):
 
 def check_position_limit(length: int, limit: int):
     """Models with a table of learned or fixed positions cannot read past its end."""
-    if length > limit:
+    if not torch.jit.is_tracing() and length > limit:  # traced, the size is a tensor; the check ran in eager
         raise ValueError(f"The sequence reaches position {length - 1} but the model has positions 0..{limit - 1} "
                          f"(max_position_embeddings={limit}); shorten the input or the generation.")
 
@@ -564,6 +570,8 @@ def repeated_rows(x) -> int:
     """k when the batch of `x` is each of its distinct rows repeated k times in a row (as repeat_interleave makes
     them), else 1. Costs a comparison of the rows, far less than projecting them."""
     batch, copies = x.shape[0], 1
+    if capturing():  # a recorded graph must not depend on the values
+        return 1
     while copies < batch and torch.equal(x[copies], x[0]):
         copies += 1
     if copies == 1 or batch % copies:

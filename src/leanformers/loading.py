@@ -35,9 +35,10 @@ def load_pretrained(cls, path, model_args, config, kwargs):
     hub_kwargs.setdefault("token", legacy_token)
     options = {k: kwargs.pop(k, None) for k in (
         "dtype", "torch_dtype", "device_map", "device", "state_dict", "output_loading_info",
-        "ignore_mismatched_sizes", "use_safetensors", "attn_implementation", "gguf_file")}
+        "ignore_mismatched_sizes", "use_safetensors", "attn_implementation", "gguf_file", "from_tf")}
     for key in _IGNORED:
         kwargs.pop(key, None)
+    source = _config_source(path, config, options["gguf_file"])
     if options["gguf_file"]:  # config from the GGUF metadata, dequantised weights as the state dict
         from .gguf import load_gguf_checkpoint
 
@@ -47,14 +48,19 @@ def load_pretrained(cls, path, model_args, config, kwargs):
         config._attn_implementation = options["attn_implementation"]
 
     state_dict = options["state_dict"]
-    files = [] if state_dict is not None else find_weight_files(path, hub_kwargs, options["use_safetensors"])
+    files = [] if state_dict is not None or options["from_tf"] else \
+        find_weight_files(path, hub_kwargs, options["use_safetensors"])
     dtype = _resolve_dtype(options["dtype"] if options["dtype"] is not None else options["torch_dtype"],
                            config, files, state_dict)
     device = _resolve_device(options["device_map"], options["device"])
     config.dtype = dtype
 
     with torch.device("meta"), _skip_nn_init():
-        model = cls(config, *model_args)
+        model = _build(cls, config, model_args, source)
+    if options["from_tf"]:  # tf_model.h5 read with h5py, its names mapped onto this model's keys
+        from .tf_checkpoint import load_tf_state_dict
+
+        state_dict = load_tf_state_dict(model, path, hub_kwargs, bool(options["ignore_mismatched_sizes"]))
     report = _load_weights(model, files, state_dict, dtype, device, bool(options["ignore_mismatched_sizes"]))
     model.tie_weights()
     model.eval()
@@ -62,6 +68,31 @@ def load_pretrained(cls, path, model_args, config, kwargs):
     if model.can_generate():
         _attach_generation_config(model, path, hub_kwargs)
     return (model, report) if options["output_loading_info"] else model
+
+
+def _config_source(path, config, gguf_file) -> str:
+    """Where the config comes from, for error messages: the config.json or GGUF file, or the config= argument."""
+    if gguf_file:
+        return str(gguf_file) if os.path.isfile(str(gguf_file)) else os.path.join(str(path), str(gguf_file))
+    where = config if isinstance(config, (str, os.PathLike)) else getattr(config, "name_or_path", path)
+    where = str(where or "")
+    if not where:
+        return "the config passed as config="
+    return os.path.join(where, "config.json") if not where.endswith(".json") else where
+
+
+def _build(cls, config, model_args, source: str):
+    """The model on the meta device; a config whose values cannot build it is a ConfigError naming the source."""
+    try:
+        return cls(config, *model_args)
+    except ConfigError as err:
+        raise type(err)(f"{source}: {err}") from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, ZeroDivisionError, OverflowError,
+            RuntimeError, AssertionError) as err:  # torch asserts some arguments (padding_idx < num_embeddings)
+        if isinstance(err, CheckpointError):
+            raise
+        raise ConfigError(f"The config in {source} cannot build {cls.__name__}: {type(err).__name__}: {err}. A "
+                          f"setting has a wrong type or value; fix or re-download the file.") from None
 
 
 @contextlib.contextmanager
@@ -241,3 +272,8 @@ def _attach_generation_config(model, path, hub_kwargs):
         model.generation_config = GenerationConfig.from_pretrained(path, **hub_kwargs)
     except OSError:
         model.generation_config = GenerationConfig.from_model_config(model.config)
+    except (TypeError, ValueError, AttributeError, KeyError) as err:
+        if isinstance(err, ConfigError) and "generation_config.json" in str(err):
+            raise
+        raise ConfigError(f"generation_config.json of {path} holds a setting of the wrong type or value "
+                          f"({type(err).__name__}: {err}). Fix or delete the file.") from None

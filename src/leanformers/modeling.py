@@ -16,7 +16,19 @@ from .hub import HUB_KWARGS
 
 logger = logging.getLogger("leanformers")
 
-# Old BERT-era checkpoints name LayerNorm parameters gamma/beta.
+# model inputs that are tensors of ids or masks; a Python list there is a forgotten return_tensors="pt"
+_TENSOR_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "decoder_input_ids",
+                  "decoder_attention_mask", "labels")
+
+
+def _refuse_python_lists(model_name: str, first_args: tuple, kwargs: dict):
+    named = [(name, kwargs.get(name)) for name in _TENSOR_INPUTS]
+    for name, value in [("the first argument", arg) for arg in first_args] + named:
+        if isinstance(value, (list, tuple)):
+            raise TypeError(f"{model_name} got a Python {type(value).__name__} as {name}; models take tensors. "
+                            f"Call the tokenizer with return_tensors=\"pt\" (or wrap the ids in torch.tensor).")
+
+
 class PreTrainedModel(nn.Module):
     """Base of every model: loading, saving, weight tying and initialisation of weights a checkpoint lacks."""
 
@@ -40,16 +52,33 @@ class PreTrainedModel(nn.Module):
         self.name_or_path = config.name_or_path
 
     def post_init(self):
-        """Called at the end of each model's __init__: initialise all weights, then tie them.
+        """Called at the end of each model's __init__: prune the heads config.pruned_heads lists, initialise all
+        weights, then tie them.
 
         A build on the meta device (from_pretrained) skips the initialisation: those tensors have no storage, and
         the loader initialises only the weights the checkpoint lacks.
         """
+        if getattr(self.config, "pruned_heads", None):  # before the weights are read: checkpoints hold pruned shapes
+            self.prune_heads(self.config.pruned_heads)
         first = next(self.parameters(), None)
         if first is None or not first.is_meta:
             with torch.no_grad():
                 self.apply(self._init_weights)
         self.tie_weights()
+
+    def prune_heads(self, heads_to_prune: dict[int, list[int]]):
+        """Removes attention heads: {layer index: [head numbers]}. The heads gone are recorded in
+        config.pruned_heads (saved with the model), so that loading the saved model prunes the same heads."""
+        base = self.base_model
+        if not hasattr(base, "_prune_heads"):
+            raise NotImplementedError(f"{type(self).__name__} cannot prune attention heads (prune_heads, "
+                                      f"config.pruned_heads); silence heads with head_mask instead, and remove "
+                                      f"pruned_heads from the config.")
+        pruned = dict(getattr(self.config, "pruned_heads", None) or {})
+        base._prune_heads({int(layer): list(heads) for layer, heads in heads_to_prune.items()})
+        for layer, heads in heads_to_prune.items():
+            pruned[int(layer)] = sorted(set(pruned.get(int(layer), [])) | set(heads))
+        self.config.pruned_heads = pruned
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
@@ -67,6 +96,10 @@ class PreTrainedModel(nn.Module):
                 module.weight.fill_(1.0)
             if module.bias is not None:
                 module.bias.zero_()
+
+    def __call__(self, *args, **kwargs):
+        _refuse_python_lists(type(self).__name__, args[:1], kwargs)
+        return super().__call__(*args, **kwargs)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -112,9 +145,12 @@ class PreTrainedModel(nn.Module):
         return dict(self._tied_weights_keys) if getattr(self.config, "tie_word_embeddings", False) else {}
 
     def tie_weights(self):
+        # torchscript=True: a traced module cannot share a parameter between two modules, so the copy is a clone
+        untie = getattr(self.config, "torchscript", False)
         for target, source in self.tied_weight_pairs().items():
             parent_name, _, attr = target.rpartition(".")
-            setattr(self.get_submodule(parent_name), attr, self.get_parameter(source))
+            weight = self.get_parameter(source)
+            setattr(self.get_submodule(parent_name), attr, nn.Parameter(weight.clone()) if untie else weight)
 
     def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
         from .resizing import resize_token_embeddings

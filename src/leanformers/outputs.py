@@ -20,6 +20,7 @@ class ModelOutput(OrderedDict):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         dataclass(cls, repr=False, eq=False)
+        _register_pytree(cls)  # now when torch is loaded: torch.export may build the first instance
 
     def __post_init__(self):
         _register_pytree(type(self))
@@ -106,7 +107,25 @@ def pack(output_cls, return_dict, config, **fields):
     """A model's result: the output object, or its tuple of non-None fields when return_dict (else
     config.return_dict) is False."""
     out = output_cls(**fields)
-    return out if (return_dict if return_dict is not None else config.use_return_dict) else out.to_tuple()
+    return out if (return_dict if return_dict is not None else config.use_return_dict) else as_tuple(out, config)
+
+
+def as_tuple(out: ModelOutput, config) -> tuple:
+    """The tuple form of `out`; with config.torchscript a cache object becomes the nested tuples of Transformers
+    4.x, which a traced module can return."""
+    fields = out.to_tuple()
+    if getattr(config, "torchscript", False):
+        fields = tuple(_legacy_cache(v) if hasattr(v, "to_legacy_cache") else v for v in fields)
+    return fields
+
+
+def _legacy_cache(cache) -> tuple:
+    """((keys, values) per layer), or ((keys, values, cross keys, cross values) per layer) for an encoder-decoder."""
+    own = getattr(cache, "self_attention_cache", None)
+    if own is None:
+        return cache.to_legacy_cache()
+    return tuple(mine + cross for mine, cross in zip(own.to_legacy_cache(),
+                                                       cache.cross_attention_cache.to_legacy_cache()))
 
 
 def extras(out) -> dict:

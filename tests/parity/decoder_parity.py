@@ -39,7 +39,9 @@ def generation_positions(attention_mask):
 
 def assert_same(ours, theirs, atol: float = 1e-5, rtol: float = 1e-4):
     """Every field of the reference output is in ours with the same values; caches must both be present."""
-    expected = {_RENAMED.get(k, k): v for k, v in theirs.items() if v is not None}
+    # an empty tuple (transformers 5's cross_attentions without cross-attention) is a field left out, as in 4.x
+    expected = {_RENAMED.get(k, k): v for k, v in theirs.items()
+                if v is not None and not (isinstance(v, tuple) and not v)}
     assert sorted(ours.keys()) == sorted(expected), (sorted(ours.keys()), sorted(expected))
     for key, value in expected.items():
         if key == "past_key_values":
@@ -49,6 +51,7 @@ def assert_same(ours, theirs, atol: float = 1e-5, rtol: float = 1e-4):
 
 
 def assert_same_tuple(ours: tuple, theirs: tuple, atol: float = 1e-5):
+    theirs = tuple(value for value in theirs if not (isinstance(value, tuple) and not value))  # 4.x tuple form
     assert isinstance(ours, tuple) and len(ours) == len(theirs)
     for i, (a, b) in enumerate(zip(ours, theirs)):
         if hasattr(b, "get_seq_length"):

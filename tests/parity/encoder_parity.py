@@ -48,7 +48,7 @@ def head_labels(name: str, config, batch: int = 2, seq: int = 7) -> dict:
     pair = torch.randint(0, 2, (batch,), generator=g)
     if name == "ElectraForPreTraining":
         return {"labels": torch.randint(0, 2, (batch, seq), generator=g)}
-    if name == "BertForPreTraining":
+    if name in ("BertForPreTraining", "MobileBertForPreTraining"):
         return {"labels": tokens, "next_sentence_label": pair}
     if name.endswith("ForPreTraining"):
         return {"labels": tokens, "sentence_order_label": pair}

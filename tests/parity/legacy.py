@@ -1,7 +1,9 @@
 """The legacy reference (transformers 4.55.4), reached through a subprocess in its own virtual environment.
 
 Behaviour that transformers 5 dropped (e.g. `head_mask`) is compared against 4.55.4. It cannot be imported beside
-5.x, so a small script runs in `.venv-legacy`; tensors travel both ways as `torch.save` files.
+5.x, so a small script runs in `.venv-legacy`; tensors travel both ways as `torch.save` files. The models later
+releases broke (Transformer-XL, RetriBERT) are compared against 4.34.1 the same way, in `.venv-ref434`
+(`run_legacy(..., python=REF434_PYTHON)`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ import pytest
 import torch
 
 LEGACY_PYTHON = Path(__file__).resolve().parents[2] / ".venv-legacy" / "bin" / "python"
+# transformers 4.34.1, the old reference for the models later releases broke (Transformer-XL, RetriBERT)
+REF434_PYTHON = Path(__file__).resolve().parents[2] / ".venv-ref434" / "bin" / "python"
+_CREATE = {LEGACY_PYTHON: 'python3 -m venv .venv-legacy && .venv-legacy/bin/python -m pip install torch==2.13.0 '
+                          'transformers==4.55.4 sentencepiece protobuf numpy',
+           REF434_PYTHON: 'python3 -m venv .venv-ref434 && .venv-ref434/bin/python -m pip install torch==2.13.0 '
+                          'transformers==4.34.1 sentencepiece protobuf "numpy<2" sacremoses==0.1.1'}
 
 _PRELUDE = """
 import sys, torch, transformers
@@ -34,25 +42,27 @@ result = results
 """
 
 
-def run_legacy(code: str, payload: dict, timeout: float = 300):
-    """Run `code` with transformers 4.55.4; it reads `payload` (a dict) and sets `result`, which is returned.
+def run_legacy(code: str, payload: dict, timeout: float = 300, python: Path = LEGACY_PYTHON):
+    """Run `code` with transformers 4.55.4 (or the reference venv whose interpreter is `python`, e.g.
+    REF434_PYTHON); it reads `payload` (a dict) and sets `result`, which is returned.
 
     Both travel through `torch.save` / `torch.load(weights_only=True)`: tensors, tuples, lists, dicts, numbers and
     strings only.
     """
-    if not LEGACY_PYTHON.exists():
-        pytest.fail(f"Missing legacy reference interpreter {LEGACY_PYTHON}; create .venv-legacy with "
-                    f"transformers==4.55.4 first.")
+    if not Path(python).exists():
+        pytest.fail(f"Missing reference interpreter {python}; create it from the repository root with: "
+                    f"{_CREATE.get(Path(python), 'bash scripts/setup.sh --no-example')} (or run "
+                    f"bash scripts/setup.sh --no-example).")
     with tempfile.TemporaryDirectory() as tmp:
         payload_file, result_file, script = (os.path.join(tmp, n) for n in ("in.pt", "out.pt", "run.py"))
         torch.save(payload, payload_file)
         with open(script, "w", encoding="utf-8") as f:
             f.write(_PRELUDE + textwrap.dedent(code) + "\ntorch.save(result, sys.argv[2])\n")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "PYTHONPATH": ""}
-        done = subprocess.run([str(LEGACY_PYTHON), script, payload_file, result_file], capture_output=True,
+        done = subprocess.run([str(python), script, payload_file, result_file], capture_output=True,
                               text=True, timeout=timeout, env=env)
         if done.returncode != 0:
-            raise AssertionError(f"legacy reference failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+            raise AssertionError(f"reference {python} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
         return torch.load(result_file, weights_only=True)
 
 
@@ -66,4 +76,4 @@ def legacy_forward(jobs: list[dict]) -> list[dict]:
     return run_legacy(_FORWARD, {"jobs": jobs})
 
 
-__all__ = ["LEGACY_PYTHON", "run_legacy", "legacy_forward"]
+__all__ = ["LEGACY_PYTHON", "REF434_PYTHON", "run_legacy", "legacy_forward"]

@@ -26,6 +26,17 @@ TEXTS = [
 ]
 
 
+# families that return token type ids as transformers 4.x did, for models that embed them (5.x dropped them);
+# tests/tokenization/test_token_types.py compares those with 4.55.4
+TYPES_AS_IN_4X = ("AlbertTokenizer", "XLNetTokenizer")
+
+
+def input_names_as_in_5x(tokenizer) -> list[str]:
+    """model_input_names without the token type ids that only the families above add back."""
+    names = list(tokenizer.model_input_names)
+    return [n for n in names if n != "token_type_ids"] if type(tokenizer).__name__ in TYPES_AS_IN_4X else names
+
+
 def gpt2_legacy(folder):
     """vocab.json + merges.txt of the real GPT-2 in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)

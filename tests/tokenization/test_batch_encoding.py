@@ -32,6 +32,13 @@ def test_dict_behaviour_and_attribute_access(pairs):
     assert "input_ids" in repr(out)
 
 
+@pytest.mark.parametrize("tensors", [None, "pt"])
+def test_printed_like_the_reference(pairs, tensors):
+    reference, ours = pairs["minilm"]
+    theirs, mine = (tok(TEXTS[:2], padding=True, return_tensors=tensors) for tok in (reference, ours))
+    assert repr(mine) == repr(theirs) and str(mine) == str(theirs)
+
+
 def test_plain_batch_encoding_has_no_alignment():
     out = BatchEncoding({"input_ids": [[1, 2], [3, 4]]}, tensor_type="np")
     assert out.encodings is None and not out.is_fast and out.n_sequences is None

@@ -19,6 +19,7 @@ import transformers
 import leanformers
 from conftest import MINILM, fixture_path
 
+from .conftest import TYPES_AS_IN_4X, input_names_as_in_5x
 from .corpus import ALBERT_LAYOUT, QUESTIONS, corpus, pairs, respelled_sentencepiece, short_corpus
 
 TEXTS = corpus()
@@ -88,6 +89,8 @@ def _plain(value):
 
 def _same_call(ours, ref, *args, **kwargs):
     mine, theirs = ours(*args, **kwargs), ref(*args, **kwargs)
+    if type(ours).__name__ in TYPES_AS_IN_4X and "token_type_ids" not in theirs:
+        mine = {key: value for key, value in mine.items() if key != "token_type_ids"}
     assert sorted(mine.keys()) == sorted(theirs.keys())
     for key in theirs.keys():
         assert _plain(mine[key]) == _plain(theirs[key]), key
@@ -103,7 +106,7 @@ def test_special_tokens_and_vocabulary(tokenizers):
     for name in ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"):
         assert str(getattr(ours, name)) == str(getattr(ref, name)), name
         assert getattr(ours, f"{name}_id") == getattr(ref, f"{name}_id"), name
-    assert ours.padding_side == ref.padding_side and ours.model_input_names == ref.model_input_names
+    assert ours.padding_side == ref.padding_side and input_names_as_in_5x(ours) == ref.model_input_names
 
 
 def test_batch_single_sequences(tokenizers):

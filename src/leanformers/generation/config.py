@@ -60,6 +60,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "target_lookbehind": 10, "num_beam_groups": 1, "diversity_penalty": 0.0,
 }
 
+# settings without a default that must still be numbers when a file states them (their type is checked on reading)
+_NUMERIC = dict.fromkeys(("max_new_tokens", "min_new_tokens", "max_time", "min_p", "top_h", "guidance_scale",
+                          "max_cache_len", "prompt_lookup_num_tokens", "max_matching_ngram_size", "penalty_alpha",
+                          "prefill_chunk_size"), 0)
 CACHE_IMPLEMENTATIONS = ("dynamic", "static", "offloaded", "offloaded_static", "quantized", "sliding_window",
                          "hybrid", "mamba", "hybrid_chunked", "paged")
 # keys that describe the file, not the generation
@@ -250,7 +254,7 @@ class GenerationConfig:
     def from_pretrained(cls, pretrained_model_name, config_file_name=None, cache_dir=None, force_download=False,
                         local_files_only=False, token=None, revision=None, **kwargs) -> GenerationConfig:
         """Read `generation_config.json` from a folder, a file path or a hub repo."""
-        from ..configuration import read_json
+        from ..configuration import check_values, read_json
         from ..hub import resolve_file
 
         name = config_file_name or GENERATION_CONFIG_NAME
@@ -265,6 +269,7 @@ class GenerationConfig:
                                 local_files_only=local_files_only, token=token, revision=revision,
                                 subfolder=subfolder)
         data = read_json(path)
+        check_values(cls, {**DEFAULT_PARAMS, "early_stopping": None, **_NUMERIC}, data, path, per_layer=False)
         if kwargs.pop("_from_model_config", False):
             return cls.from_model_config(data)
         result = cls.from_dict(data, **kwargs)

@@ -284,7 +284,7 @@ def _prepare_generated_length(self, generation_config, has_default_max_length, h
     elif has_default_max_length:
         config.max_length = config.max_length + input_ids_length
         limit = getattr(self.config, "max_position_embeddings", None)
-        if limit is not None:
+        if limit is not None and limit > 0:  # XLNet's -1: no limit
             config.max_length = min(config.max_length, limit)
     if config.min_new_tokens is not None:
         if not has_default_min_length:
@@ -365,10 +365,12 @@ def _update_model_kwargs_for_generation(self, outputs, model_kwargs, is_encoder_
 
 
 def cache_of(outputs):
-    """The key/value cache a forward() returned, whatever its field name."""
+    """The key/value cache a forward() returned, whatever its field name (XLNet's memory: `mems`)."""
     cache = outputs.get("past_key_values") if hasattr(outputs, "get") else None
     if cache is None and hasattr(outputs, "get"):
         cache = outputs.get("cache")
+        if cache is None:
+            cache = outputs.get("mems")
     return cache
 
 

@@ -116,7 +116,8 @@ def build_stopping_criteria(model, generation_config, stopping_criteria=None, to
     config = generation_config
     out = StoppingCriteriaList()
     if config.max_length is not None:
-        out.append(MaxLengthCriteria(config.max_length, getattr(model.config, "max_position_embeddings", None)))
+        limit = getattr(model.config, "max_position_embeddings", None)
+        out.append(MaxLengthCriteria(config.max_length, limit if limit is not None and limit > 0 else None))
     if config.max_time is not None:
         out.append(MaxTimeCriteria(max_time=config.max_time))
     if config.stop_strings is not None:

@@ -155,8 +155,16 @@ class GenerationMixin:
         """Generate token ids; see GenerationConfig for the settings that can also be passed as keywords.
 
         Returns a LongTensor (batch * num_return_sequences, length), or a Generate*Output when
-        `return_dict_in_generate=True`.
+        `return_dict_in_generate=True`. With `batch_invariant=True` each row's result is bitwise the one it has
+        alone (see generation/batch_invariant.py).
         """
+        if kwargs.pop("batch_invariant", False):
+            from .batch_invariant import batch_invariant
+
+            with batch_invariant():
+                return self.generate(inputs, generation_config, logits_processor, stopping_criteria,
+                                     prefix_allowed_tokens_fn, synced_gpus, assistant_model, streamer,
+                                     negative_prompt_ids, negative_prompt_attention_mask, custom_generate, **kwargs)
         tokenizer = kwargs.pop("tokenizer", None)
         kwargs.pop("assistant_tokenizer", None)
         self._refuse_unsupported(kwargs, custom_generate, assistant_model, negative_prompt_ids)

@@ -10,7 +10,9 @@ from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..heads import (EncoderHead, MaskedLM, MultipleChoice, QuestionAnswering, SequenceClassification,
                      TokenClassification, head_dropout_prob)
-from ..layers import activation, expand_head_mask, padding_mask
+from ..activations import activation_module, prune_attention_heads
+from ..chunking import apply_in_chunks
+from ..layers import expand_head_mask, padding_mask
 from ..outputs import AlbertForPreTrainingOutput, BaseModelOutputWithPooling, pack
 from .bert import BertEmbeddings, BertPreTrainedModel, BertSelfAttention, WordEmbeddings
 
@@ -38,9 +40,20 @@ class AlbertAttention(BertSelfAttention):
 
     def __init__(self, config: AlbertConfig):
         super().__init__(config)
+        self.hidden_size = config.hidden_size
+        self.attention_dropout = self._modules.pop("dropout")  # ALBERT's name for the attention-weights dropout
+        self.output_dropout = nn.Dropout(config.hidden_dropout_prob)
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.output_dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.pruned_heads = set()
+
+    @property
+    def dropout(self):  # what BertSelfAttention.forward reads
+        return self.attention_dropout
+
+    def prune_heads(self, heads):
+        """Removes the attention heads numbered in `heads` (numbers of the unpruned layer)."""
+        prune_attention_heads(self, self, heads, ("query", "key", "value"), self)
 
     def forward(self, hidden, mask=None, head_mask=None, want_weights=False):
         out, weights = super().forward(hidden, mask, want_weights, head_mask)  # (batch, seq, hidden)
@@ -56,12 +69,17 @@ class AlbertLayer(nn.Module):
         self.attention = AlbertAttention(config)
         self.ffn = nn.Linear(config.hidden_size, config.intermediate_size)
         self.ffn_output = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.activation = activation(config.hidden_act)
+        self.activation = activation_module(config.hidden_act)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)  # declared as in ALBERT, which applies none here
+        self.chunk_size_feed_forward, self.seq_len_dim = config.chunk_size_feed_forward, 1
 
     def forward(self, hidden, mask=None, head_mask=None, want_weights=False):
         hidden, weights = self.attention(hidden, mask, head_mask, want_weights)
-        ffn = self.ffn_output(self.activation(self.ffn(hidden)))
+        ffn = apply_in_chunks(self.ff_chunk, self.chunk_size_feed_forward, self.seq_len_dim, hidden)
         return self.full_layer_layer_norm(ffn + hidden), weights
+
+    def ff_chunk(self, hidden):
+        return self.ffn_output(self.activation(self.ffn(hidden)))
 
 
 class AlbertLayerGroup(nn.Module):
@@ -124,7 +142,7 @@ class AlbertMLMHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
         self.dense = nn.Linear(config.hidden_size, config.embedding_size)
         self.decoder = nn.Linear(config.embedding_size, config.vocab_size)
-        self.activation = activation(config.hidden_act)
+        self.activation = activation_module(config.hidden_act)
 
     def forward(self, hidden):
         return self.decoder(self.LayerNorm(self.activation(self.dense(hidden))))
@@ -146,6 +164,12 @@ class AlbertModel(WordEmbeddings, AlbertPreTrainedModel):
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooling_layer else None
         self.pooler_activation = nn.Tanh() if add_pooling_layer else None
         self.post_init()
+
+    def _prune_heads(self, heads_to_prune):
+        """Layer numbers count the layers of every group in turn (inner_group_num per group)."""
+        for layer, heads in heads_to_prune.items():
+            group, inner = divmod(int(layer), self.config.inner_group_num)
+            self.encoder.albert_layer_groups[group].albert_layers[inner].attention.prune_heads(heads)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None):

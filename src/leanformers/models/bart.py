@@ -9,11 +9,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..activations import activation_module, run_activation
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
 from ..heads import ClassificationHead, check_kwargs, finish
-from ..layers import (activation, attention, cached_key_values, check_one_input, clamp_half_overflow, few_rows_linear,
+from ..layers import (attention, cached_key_values, check_one_input, clamp_half_overflow, few_rows_linear,
                       keep_last_logits, last_eos_state, merge_heads, nested_tied_pairs, output_flags, padding_mask,
                       reorder_self_attention, residual_block, run_encoder_decoder, run_layers, seq2seq_cache,
                       seq2seq_decoder_masks, seq2seq_model_args, sequence_classification_loss, shift_tokens_right,
@@ -74,6 +75,7 @@ class BartAttention(nn.Module):
         if embed_dim % num_heads:
             raise ConfigError(f"d_model={embed_dim} must be a multiple of the number of attention heads ({num_heads}).")
         self.num_heads, self.dropout, self.layer_idx = num_heads, dropout, layer_idx
+        self.embed_dim, self.head_dim = embed_dim, embed_dim // num_heads
         self.k_proj, self.v_proj, self.q_proj, self.out_proj = (
             nn.Linear(embed_dim, embed_dim, bias=bias) for _ in range(4))
 
@@ -101,8 +103,8 @@ class BartEncoderLayer(nn.Module):
         if decoder:
             self.encoder_attn = BartAttention(width, heads, config.attention_dropout, layer_idx)
             self.encoder_attn_layer_norm = nn.LayerNorm(width)
-        self.dropout, self.activation_dropout = config.dropout, config.activation_dropout
-        self.activation_fn = activation(config.activation_function)
+        self.embed_dim, self.dropout, self.activation_dropout = width, config.dropout, config.activation_dropout
+        self.activation_fn = activation_module(config.activation_function)
         self.fc1, self.fc2 = nn.Linear(width, ffn), nn.Linear(ffn, width)
         self.final_layer_norm = nn.LayerNorm(width)
 
@@ -110,8 +112,8 @@ class BartEncoderLayer(nn.Module):
         return residual_block(hidden, sublayer, norm, self.pre_norm, self.dropout, self.training)
 
     def _feed_forward(self, hidden):
-        inner = F.dropout(self.activation_fn(few_rows_linear(hidden, self.fc1)), self.activation_dropout, self.training)
-        return few_rows_linear(inner, self.fc2), None
+        inner = run_activation(self.activation_fn, few_rows_linear(hidden, self.fc1))
+        return few_rows_linear(F.dropout(inner, self.activation_dropout, self.training), self.fc2), None
 
     def forward(self, hidden, mask=None, want_weights=False, is_causal=False, cache=None, context=None,
                 context_mask=None):
@@ -192,6 +194,8 @@ class BartStack(BartPreTrainedModel):
         super().__init__(config)
         decoder, side = self.is_decoder_stack, "decoder" if self.is_decoder_stack else "encoder"
         self.dropout, self.layerdrop = config.dropout, getattr(config, f"{side}_layerdrop")
+        self.padding_idx = config.pad_token_id
+        setattr(self, "max_target_positions" if decoder else "max_source_positions", config.max_position_embeddings)
         scaled = config.scale_embedding and not self.scaled_word_embeddings
         self.embed_scale = math.sqrt(config.d_model) if scaled else 1.0
         vocab = getattr(config, "decoder_vocab_size", None) if decoder else None  # Marian's target vocabulary
@@ -247,7 +251,7 @@ class BartDecoder(BartStack):
         hidden, states, weights, cross = self._layers(hidden, want_weights, mask=mask, is_causal=is_causal, cache=cache,
                                                       context=encoder_hidden_states, context_mask=context_mask)
         out = stack_output(BaseModelOutputWithPastAndCrossAttentions, hidden, states, weights, want_weights,
-                           want_hidden, past_key_values=cache, cross_attentions=cross if want_weights else None)
+                           want_hidden, past_key_values=cache, cross_attentions=cross if want_weights and cross else None)
         return finish(out, return_dict, self.config)
 
 
@@ -345,7 +349,7 @@ class BartForQuestionAnswering(BartPreTrainedModel):
     def __init__(self, config):
         config.num_labels = 2
         super().__init__(config)
-        self.model = self.base_class(config)
+        self.model, self.num_labels = self.base_class(config), config.num_labels
         self.qa_outputs = nn.Linear(config.d_model, config.num_labels)
         self.post_init()
 

@@ -1,8 +1,8 @@
 """BERT: config, encoder blocks (reused by RoBERTa and others) and the base model; the task heads are in
 bert_heads.py. Attribute paths are checkpoint keys.
 
-A decoder (`is_decoder=True`) attends causally and may cross-attend (`add_cross_attention=True`); there is no
-key/value cache for incremental decoding."""
+A decoder (`is_decoder=True`) attends causally, may cross-attend (`add_cross_attention=True`) and keeps a
+key/value cache (`past_key_values`, `use_cache`) for incremental decoding."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from torch import nn
 
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
-from ..layers import (activation, additive_mask, attention, decoder_mask, expand_head_mask, merge_heads,
-                      output_flags, padding_mask, split_heads)
+from ..activations import activation_module, prune_attention_heads
+from ..chunking import apply_in_chunks
+from ..layers import (additive_mask, attention, cached_key_values, decoder_mask, expand_head_mask,
+                      merge_heads, output_flags, padding_mask, seq2seq_cache, split_heads)
 from ..modeling import PreTrainedModel
 from ..outputs import (BaseModelOutputWithPastAndCrossAttentions, BaseModelOutputWithPoolingAndCrossAttentions,
                        pack)
@@ -61,19 +63,29 @@ class BertSelfAttention(nn.Module):
         super().__init__()
         if config.hidden_size % config.num_attention_heads:
             raise ConfigError(f"hidden_size={config.hidden_size} must be a multiple of num_attention_heads.")
-        self.num_heads = config.num_attention_heads
+        self.num_attention_heads = config.num_attention_heads
+        self.attention_head_size = config.hidden_size // config.num_attention_heads
+        self.all_head_size = config.hidden_size  # num_attention_heads * attention_head_size, less once pruned
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout_p = config.attention_probs_dropout_prob
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)  # its p is read by `attention` in training
 
-    def forward(self, hidden, mask=None, want_weights=False, head_mask=None, context=None, is_causal=False):
+    def forward(self, hidden, mask=None, want_weights=False, head_mask=None, context=None, is_causal=False,
+                cache=None, layer_idx=None):
         source = hidden if context is None else context
-        q = split_heads(self.query(hidden), self.num_heads)  # (batch, heads, seq, head_dim)
-        k, v = (split_heads(proj(source), self.num_heads) for proj in (self.key, self.value))
-        out, weights = attention(q, k, v, mask, dropout_p=self.dropout_p if self.training else 0.0,
+        q = split_heads(self.query(hidden), self.num_attention_heads)  # (batch, heads, seq, head_dim)
+        if cache is None:
+            k, v = self.key_values(source)
+        else:  # a decoder's cache: new keys and values appended, the encoder's projected once
+            k, v = cached_key_values(cache, layer_idx, context is not None, self.key_values, source)
+        out, weights = attention(q, k, v, mask, dropout_p=self.dropout.p if self.training else 0.0,
                                  want_weights=want_weights, head_mask=head_mask, is_causal=is_causal)
         return merge_heads(out), weights  # (batch, seq, hidden)
+
+    def key_values(self, source):
+        """(keys, values), each (batch, heads, seq, head_dim)."""
+        return tuple(split_heads(proj(source), self.num_attention_heads) for proj in (self.key, self.value))
 
 
 class BertSelfOutput(nn.Module):
@@ -99,9 +111,15 @@ class BertAttention(nn.Module):
         super().__init__()
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config)
+        self.pruned_heads = set()
 
-    def forward(self, hidden, mask=None, want_weights=False, head_mask=None, context=None, is_causal=False):
-        out, weights = self.self(hidden, mask, want_weights, head_mask, context, is_causal)
+    def prune_heads(self, heads):
+        """Removes the attention heads numbered in `heads` (numbers of the unpruned layer)."""
+        prune_attention_heads(self, self.self, heads, ("query", "key", "value"), self.output)
+
+    def forward(self, hidden, mask=None, want_weights=False, head_mask=None, context=None, is_causal=False,
+                cache=None, layer_idx=None):
+        out, weights = self.self(hidden, mask, want_weights, head_mask, context, is_causal, cache, layer_idx)
         return self.output(out, hidden), weights
 
 
@@ -109,7 +127,7 @@ class BertIntermediate(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.intermediate_act_fn = activation(config.hidden_act)
+        self.intermediate_act_fn = activation_module(config.hidden_act)
 
     def forward(self, hidden):
         return self.intermediate_act_fn(self.dense(hidden))
@@ -119,7 +137,7 @@ class BertPredictionHeadTransform(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.transform_act_fn = activation(config.hidden_act)
+        self.transform_act_fn = activation_module(config.hidden_act)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden):
@@ -136,15 +154,22 @@ class BertLayer(nn.Module):
             self.crossattention = BertAttention(config)
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
+        self.add_cross_attention = config.add_cross_attention
+        self.chunk_size_feed_forward, self.seq_len_dim = config.chunk_size_feed_forward, 1
 
     def forward(self, hidden, mask=None, want_weights=False, head_mask=None, encoder_hidden_states=None,
-                encoder_mask=None, is_causal=False):
-        hidden, weights = self.attention(hidden, mask, want_weights, head_mask, is_causal=is_causal)
+                encoder_mask=None, is_causal=False, cache=None, layer_idx=None):
+        hidden, weights = self.attention(hidden, mask, want_weights, head_mask, is_causal=is_causal, cache=cache,
+                                         layer_idx=layer_idx)
         cross = None
         if encoder_hidden_states is not None:  # needs add_cross_attention=True (and is_decoder=True)
             hidden, cross = self.crossattention(hidden, encoder_mask, want_weights, head_mask,
-                                                context=encoder_hidden_states)
-        return self.output(self.intermediate(hidden), hidden), weights, cross
+                                                context=encoder_hidden_states, cache=cache, layer_idx=layer_idx)
+        out = apply_in_chunks(self.feed_forward_chunk, self.chunk_size_feed_forward, self.seq_len_dim, hidden)
+        return out, weights, cross
+
+    def feed_forward_chunk(self, hidden):
+        return self.output(self.intermediate(hidden), hidden)
 
 
 class BertEncoder(nn.Module):
@@ -155,19 +180,19 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
 
     def forward(self, hidden, mask=None, head_mask=None, output_attentions=False, output_hidden_states=False,
-                encoder_hidden_states=None, encoder_mask=None, is_causal=False):
+                encoder_hidden_states=None, encoder_mask=None, is_causal=False, cache=None):
         head_masks = expand_head_mask(head_mask, len(self.layer), hidden.dtype)
         states, weights, crosses = [hidden], [], []
-        for layer, layer_head_mask in zip(self.layer, head_masks):
+        for index, (layer, layer_head_mask) in enumerate(zip(self.layer, head_masks)):
             hidden, w, c = layer(hidden, mask, output_attentions, layer_head_mask, encoder_hidden_states,
-                                 encoder_mask, is_causal)
+                                 encoder_mask, is_causal, cache, index)
             states.append(hidden)
             weights.append(w)
             crosses += [c] if c is not None else []
         return BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=hidden, hidden_states=tuple(states) if output_hidden_states else None,
             attentions=tuple(weights) if output_attentions else None,
-            cross_attentions=tuple(crosses) if output_attentions else None)
+            cross_attentions=tuple(crosses) if output_attentions and crosses else None)
 
 
 class BertPooler(nn.Module):
@@ -246,17 +271,23 @@ class BertModel(WordEmbeddings, BertPreTrainedModel):
         self.pooler = BertPooler(config) if add_pooling_layer else None
         self.post_init()
 
+    def _prune_heads(self, heads_to_prune):
+        for layer, heads in heads_to_prune.items():
+            self.encoder.layer[layer].attention.prune_heads(heads)
+
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None,
                 use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        check_encoder_inputs(input_ids, inputs_embeds, past_key_values)
-        hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        cache = decoder_cache(self.config, input_ids, inputs_embeds, past_key_values, use_cache,
+                              encoder_hidden_states)
+        past = cache.get_seq_length() if cache is not None else 0
+        hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length=past)
         out = run_encoder(self, hidden, attention_mask, head_mask, encoder_hidden_states, encoder_attention_mask,
-                          output_attentions, output_hidden_states)
+                          output_attentions, output_hidden_states, cache)
         pooled = self.pooler(out.last_hidden_state) if self.pooler is not None else None
         return pack(BaseModelOutputWithPoolingAndCrossAttentions, return_dict, self.config,
                     last_hidden_state=out.last_hidden_state, pooler_output=pooled, hidden_states=out.hidden_states,
-                    attentions=out.attentions, cross_attentions=out.cross_attentions)
+                    past_key_values=cache, attentions=out.attentions, cross_attentions=out.cross_attentions)
 
 
 def check_encoder_inputs(input_ids, inputs_embeds, past_key_values):
@@ -268,16 +299,27 @@ def check_encoder_inputs(input_ids, inputs_embeds, past_key_values):
                                   "instead.")
 
 
+def decoder_cache(config, input_ids, inputs_embeds, past_key_values, use_cache, encoder_hidden_states):
+    """Checks the inputs; the key/value cache a decoder (is_decoder) reads and fills: the one given, else a new one
+    when use_cache (default: config.use_cache), an EncoderDecoderCache when it cross-attends. None for an encoder,
+    which refuses a cache."""
+    if not config.is_decoder:
+        check_encoder_inputs(input_ids, inputs_embeds, past_key_values)
+        return None
+    check_encoder_inputs(input_ids, inputs_embeds, None)
+    return seq2seq_cache(config, None, past_key_values, use_cache, encoder_hidden_states is not None)
+
+
 def run_encoder(model, hidden, attention_mask, head_mask, encoder_hidden_states, encoder_attention_mask,
-                output_attentions, output_hidden_states):
-    """`model.encoder` over the embedded `hidden`: padding mask, or padding + causal for a decoder (is_decoder), the
-    cross-attention mask, and the config's output flags by default."""
+                output_attentions, output_hidden_states, cache=None):
+    """`model.encoder` over the embedded `hidden`: padding mask, or padding + causal for a decoder (is_decoder, after
+    the tokens its `cache` holds), the cross-attention mask, and the config's output flags by default."""
     config = model.config
     mask, is_causal = padding_mask(attention_mask, hidden.dtype), False  # None when nothing is padded
     if config.is_decoder:  # padding + causal; None with is_causal when nothing is padded (SDPA's own kernel)
-        seq = hidden.shape[1]
-        mask, is_causal = decoder_mask(attention_mask, seq, 0)
-        mask = additive_mask(mask, False, seq, seq, hidden.dtype, hidden.device)
+        seq, past = hidden.shape[1], cache.get_seq_length() if cache is not None else 0
+        mask, is_causal = decoder_mask(attention_mask, seq, past)
+        mask = additive_mask(mask, False, seq, past + seq, hidden.dtype, hidden.device)
     want_weights, want_hidden = output_flags(config, output_attentions, output_hidden_states)
     return model.encoder(hidden, mask, head_mask, want_weights, want_hidden, encoder_hidden_states,
-                         padding_mask(encoder_attention_mask, hidden.dtype), is_causal)
+                         padding_mask(encoder_attention_mask, hidden.dtype), is_causal, cache)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from torch.nn import functional as F
 
+from ..generation.utils import GenerationMixin
 from ..heads import (CausalLM, EncoderHead, MaskedLM, MultipleChoice, QuestionAnswering, SequenceClassification,
                      TokenClassification)
 from ..outputs import BertForPreTrainingOutput, NextSentencePredictorOutput
@@ -58,7 +59,7 @@ class BertForPreTraining(_BertLMBase):
                                 seq_relationship_logits=relationship)
 
 
-class BertLMHeadModel(CausalLM, _BertLMBase):
+class BertLMHeadModel(CausalLM, _BertLMBase, GenerationMixin):
     """Causal language model (set is_decoder=True); loss on labels shifted by one like Transformers."""
 
 

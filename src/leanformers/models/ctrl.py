@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from ..activations import prune_attention_heads
 from ..cache import resolve_cache
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
@@ -43,10 +44,16 @@ class MultiHeadAttention(nn.Module):
         if width % self.num_heads:
             raise ConfigError(f"n_embd={width} is not a multiple of n_head={self.num_heads}.")
         self.head_dim, self.layer_idx = width // self.num_heads, layer_idx
+        self.d_model_size, self.pruned_heads = width, set()  # d_model_size: num_heads * head_dim, less once pruned
         self.Wq = nn.Linear(width, width)
         self.Wk = nn.Linear(width, width)
         self.Wv = nn.Linear(width, width)
         self.dense = nn.Linear(width, width)
+
+    def prune_heads(self, heads):
+        """Removes the attention heads numbered in `heads` (numbers of the unpruned layer)."""
+        prune_attention_heads(self, self, heads, ("Wq", "Wk", "Wv"), self, "dense", "num_heads", "d_model_size",
+                              self.head_dim)
 
     def forward(self, x, mask, is_causal, cache, want_weights):
         batch, seq, _ = x.shape
@@ -91,13 +98,17 @@ class CTRLPreTrainedModel(PreTrainedModel):
 class CTRLModel(CTRLPreTrainedModel):
     def __init__(self, config: CTRLConfig):
         super().__init__(config)
-        self.d_model_size = config.n_embd
+        self.d_model_size, self.num_layers = config.n_embd, config.n_layer
         self.w = nn.Embedding(config.vocab_size, config.n_embd)
         self.dropout = nn.Dropout(config.embd_pdrop)
         self.h = nn.ModuleList([EncoderLayer(config, i) for i in range(config.n_layer)])
         self.layernorm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.register_buffer("pos_encoding", sinusoid_table(config.n_positions, config.n_embd), persistent=False)
         self.post_init()
+
+    def _prune_heads(self, heads_to_prune):
+        for layer, heads in heads_to_prune.items():
+            self.h[layer].multi_head_attention.prune_heads(heads)
 
     def get_input_embeddings(self):
         return self.w

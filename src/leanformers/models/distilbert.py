@@ -13,7 +13,9 @@ from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..heads import (EncoderHead, MaskedLM, MultipleChoice, QuestionAnswering, SequenceClassification,
                      TokenClassification)
-from ..layers import activation, attention, expand_head_mask, merge_heads, padding_mask, split_heads
+from ..activations import activation_module, prune_attention_heads
+from ..chunking import apply_in_chunks
+from ..layers import attention, expand_head_mask, merge_heads, padding_mask, split_heads
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutput, pack
 from .bert import WordEmbeddings
@@ -65,16 +67,22 @@ class DistilBertSelfAttention(nn.Module):
         super().__init__()
         if config.dim % config.n_heads:
             raise ConfigError(f"dim={config.dim} is not a multiple of n_heads={config.n_heads}; change one of them.")
-        self.n_heads = config.n_heads
+        self.n_heads, self.dim = config.n_heads, config.dim  # dim: n_heads * attention_head_size, less once pruned
+        self.attention_head_size = config.dim // config.n_heads
         self.q_lin = nn.Linear(config.dim, config.dim)
         self.k_lin = nn.Linear(config.dim, config.dim)
         self.v_lin = nn.Linear(config.dim, config.dim)
         self.out_lin = nn.Linear(config.dim, config.dim)
-        self.dropout_p = config.attention_dropout
+        self.dropout = nn.Dropout(config.attention_dropout)  # its p is read by `attention` in training
+        self.pruned_heads = set()
+
+    def prune_heads(self, heads):
+        """Removes the attention heads numbered in `heads` (numbers of the unpruned layer)."""
+        prune_attention_heads(self, self, heads, ("q_lin", "k_lin", "v_lin"), self, "out_lin", "n_heads", "dim")
 
     def forward(self, hidden, mask=None, want_weights=False, head_mask=None):
         q, k, v = (split_heads(lin(hidden), self.n_heads) for lin in (self.q_lin, self.k_lin, self.v_lin))
-        out, weights = attention(q, k, v, mask, dropout_p=self.dropout_p if self.training else 0.0,
+        out, weights = attention(q, k, v, mask, dropout_p=self.dropout.p if self.training else 0.0,
                                  want_weights=want_weights, head_mask=head_mask)  # (batch, heads, seq, head_dim)
         return self.out_lin(merge_heads(out)), weights
 
@@ -84,10 +92,14 @@ class DistilBertFFN(nn.Module):
         super().__init__()
         self.lin1 = nn.Linear(config.dim, config.hidden_dim)
         self.lin2 = nn.Linear(config.hidden_dim, config.dim)
-        self.activation = activation(config.activation)
+        self.activation = activation_module(config.activation)
         self.dropout = nn.Dropout(config.dropout)
+        self.chunk_size_feed_forward, self.seq_len_dim = config.chunk_size_feed_forward, 1
 
     def forward(self, hidden):
+        return apply_in_chunks(self.ff_chunk, self.chunk_size_feed_forward, self.seq_len_dim, hidden)
+
+    def ff_chunk(self, hidden):
         return self.dropout(self.lin2(self.activation(self.lin1(hidden))))
 
 
@@ -110,6 +122,7 @@ class DistilBertBlock(nn.Module):
 class DistilBertTransformer(nn.Module):
     def __init__(self, config):
         super().__init__()
+        self.n_layers = config.n_layers
         self.layer = nn.ModuleList([DistilBertBlock(config) for _ in range(config.n_layers)])
 
     def forward(self, hidden, mask=None, head_mask=None, output_attentions=False, output_hidden_states=False):
@@ -141,11 +154,17 @@ class DistilBertModel(WordEmbeddings, DistilBertPreTrainedModel):
         self.transformer = DistilBertTransformer(config)
         self.post_init()
 
+    def _prune_heads(self, heads_to_prune):
+        for layer, heads in heads_to_prune.items():
+            self.transformer.layer[layer].attention.prune_heads(heads)
+
     def get_position_embeddings(self) -> nn.Embedding:
         return self.embeddings.position_embeddings
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
+                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None,
+                token_type_ids=None):
+        # token_type_ids: DistilBERT has no segment embeddings; accepted (a BERT tokenizer returns them) and unused
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
         config = self.config
@@ -174,7 +193,7 @@ class DistilBertForMaskedLM(MaskedLM, _DistilBertHead):
     _tied_weights_keys = {"vocab_projector.weight": "distilbert.embeddings.word_embeddings.weight"}
 
     def add_head(self, config):
-        self.activation = activation(config.activation)
+        self.activation = activation_module(config.activation)
         self.vocab_transform = nn.Linear(config.dim, config.dim)
         self.vocab_layer_norm = nn.LayerNorm(config.dim, eps=1e-12)
         self.vocab_projector = nn.Linear(config.dim, config.vocab_size)
@@ -189,7 +208,8 @@ class DistilBertForMaskedLM(MaskedLM, _DistilBertHead):
         return self.vocab_projector(self.vocab_layer_norm(self.activation(self.vocab_transform(hidden))))
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
+                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None,
+                token_type_ids=None):
         return self.masked_lm_output(locals())
 
 
@@ -213,7 +233,8 @@ class _PooledHead:
 
 class DistilBertForSequenceClassification(_PooledHead, SequenceClassification, _DistilBertHead):
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
+                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None,
+                token_type_ids=None):
         return self.sequence_output(locals())
 
 
@@ -223,13 +244,15 @@ class DistilBertForMultipleChoice(_PooledHead, MultipleChoice, _DistilBertHead):
     out_features = 1
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
+                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None,
+                token_type_ids=None):
         return self.choice_output(locals())
 
 
 class DistilBertForTokenClassification(TokenClassification, _DistilBertHead):
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None):
+                output_attentions=None, output_hidden_states=None, return_dict=None, position_ids=None,
+                token_type_ids=None):
         return self.token_output(locals())
 
 
@@ -249,7 +272,7 @@ class DistilBertForQuestionAnswering(QuestionAnswering, _DistilBertHead):
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, start_positions=None,
                 end_positions=None, output_attentions=None, output_hidden_states=None, return_dict=None,
-                position_ids=None):
+                position_ids=None, token_type_ids=None):
         return self.span_output(locals())
 
 

@@ -13,9 +13,9 @@ from torch.nn import functional as F
 from ..configuration import PretrainedConfig
 from ..heads import (CausalLM, EncoderHead, FirstTokenClassifier, MaskedLM, MultipleChoice, QuestionAnswering,
                      SequenceClassification, SequenceSummary, TokenClassification)
-from ..layers import activation
+from ..activations import activation_module
 from ..outputs import BaseModelOutputWithPastAndCrossAttentions, ElectraForPreTrainingOutput, pack
-from .bert import (BertEmbeddings, BertEncoder, BertPreTrainedModel, WordEmbeddings, check_encoder_inputs,
+from .bert import (BertEmbeddings, BertEncoder, BertModel, BertPreTrainedModel, WordEmbeddings, check_encoder_inputs,
                    run_encoder)
 
 logger = logging.getLogger("leanformers")
@@ -46,7 +46,7 @@ class ElectraDiscriminatorPredictions(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.activation = activation(config.hidden_act)
+        self.activation = activation_module(config.hidden_act)
         self.dense_prediction = nn.Linear(config.hidden_size, 1)
 
     def forward(self, hidden):
@@ -58,7 +58,7 @@ class ElectraGeneratorPredictions(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.activation = activation("gelu")
+        self.activation = activation_module("gelu")
         self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
         self.dense = nn.Linear(config.hidden_size, config.embedding_size)
 
@@ -70,7 +70,7 @@ class ElectraClassificationHead(FirstTokenClassifier):
     """Sentence classifier on the first token: dropout, dense, gelu, dropout, out_proj."""
 
     def __init__(self, config):
-        super().__init__(config, activation("gelu"))
+        super().__init__(config, activation_module("gelu"))
 
 
 class ElectraSequenceSummary(SequenceSummary):
@@ -93,6 +93,8 @@ class ElectraModel(WordEmbeddings, ElectraPreTrainedModel):
             self.embeddings_project = nn.Linear(config.embedding_size, config.hidden_size)
         self.encoder = BertEncoder(config)
         self.post_init()
+
+    _prune_heads = BertModel._prune_heads
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None,

@@ -10,13 +10,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..activations import activation_module, pruneable_heads, run_activation
 from ..cache import resolve_cache
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
 from ..heads import (DECODER_ARGS, DecoderDoubleHeads, DecoderLM, LastTokenClassification, base_inputs,
                      check_kwargs, decoder_output, finish, start_decoder)
-from ..layers import (activation, attention, check_position_limit, classifier_dropout_prob, decoder_masks, linear,
+from ..layers import (attention, check_position_limit, classifier_dropout_prob, decoder_masks, linear,
                       merge_heads, span_logits, span_loss, token_loss)
 from ..modeling import PreTrainedModel
 from ..outputs import (BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions,
@@ -51,6 +52,32 @@ class Conv1D(nn.Module):
     def forward(self, x):
         # the (out, in) transpose: row-major, for `linear`'s few-rows form, once `prefer_decoding_layout` ran
         return linear(x, self.weight.t(), self.bias)
+
+
+def prune_conv1d(layer: Conv1D, index, dim: int) -> Conv1D:
+    """A new Conv1D keeping the output columns (dim=1) or input rows (dim=0) of its (in, out) weight in `index`."""
+    index = index.to(layer.weight.device)
+    weight = layer.weight.detach().index_select(dim, index)
+    pruned = Conv1D(weight.shape[1], weight.shape[0]).to(device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        pruned.weight.copy_(weight)
+        pruned.bias.copy_(layer.bias.detach()[index] if dim == 1 else layer.bias.detach())
+    return pruned
+
+
+def prune_fused_heads(attention, heads, head_dim: int, count: str):
+    """Removes the heads numbered in `heads` (numbers of the unpruned layer) from an attention whose Conv1D `c_attn`
+    outputs the queries, keys and values (each `split_size` wide) and whose `c_proj` reads the heads; `count` names
+    its head-count attribute. `attention.pruned_heads` (a set) records the heads gone."""
+    heads, index = pruneable_heads(heads, getattr(attention, count), head_dim, attention.pruned_heads)
+    if not heads:
+        return
+    width = attention.split_size
+    attention.c_attn = prune_conv1d(attention.c_attn, torch.cat([index, index + width, index + 2 * width]), dim=1)
+    attention.c_proj = prune_conv1d(attention.c_proj, index, dim=0)
+    setattr(attention, count, getattr(attention, count) - len(heads))
+    attention.split_size = head_dim * getattr(attention, count)
+    attention.pruned_heads = attention.pruned_heads | heads
 
 
 def prefer_decoding_layout(model):
@@ -93,14 +120,22 @@ class GPT2Attention(nn.Module):
         if width % self.num_heads:
             raise ConfigError(f"n_embd={width} is not a multiple of n_head={self.num_heads}.")
         self.head_dim, self.layer_idx = width // self.num_heads, layer_idx
+        self.embed_dim = self.split_size = width  # split_size: num_heads * head_dim, less once pruned
+        self.scale_attn_weights = config.scale_attn_weights
+        self.scale_attn_by_inverse_layer_idx = config.scale_attn_by_inverse_layer_idx
         self.scale = self.head_dim ** -0.5 if config.scale_attn_weights else 1.0
         if config.scale_attn_by_inverse_layer_idx:
             self.scale /= float(layer_idx + 1)
-        self.upcast = config.reorder_and_upcast_attn  # scores in float32 whatever the model dtype
+        self.reorder_and_upcast_attn = config.reorder_and_upcast_attn  # scores in float32 whatever the dtype
         self.c_attn = Conv1D(3 * width, width)
         self.c_proj = Conv1D(width, width)
         self.attn_dropout = nn.Dropout(config.attn_pdrop)
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
+        self.pruned_heads = set()
+
+    def prune_heads(self, heads):
+        """Removes the attention heads numbered in `heads` (numbers of the unpruned layer)."""
+        prune_fused_heads(self, heads, self.head_dim, "num_heads")
 
     def forward(self, hidden, mask, is_causal, cache, want_weights):
         batch, seq, _ = hidden.shape
@@ -109,7 +144,7 @@ class GPT2Attention(nn.Module):
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)
         dtype = q.dtype
-        if self.upcast and dtype != torch.float32:
+        if self.reorder_and_upcast_attn and dtype != torch.float32:
             q, k, v = q.float(), k.float(), v.float()
             mask = mask.float() if mask is not None and mask.is_floating_point() else mask
         out, weights = attention(q, k, v, mask, self.attn_dropout.p if self.training else 0.0, want_weights,
@@ -123,11 +158,11 @@ class GPT2MLP(nn.Module):
         super().__init__()
         self.c_fc = Conv1D(intermediate_size, config.hidden_size)
         self.c_proj = Conv1D(config.hidden_size, intermediate_size)
-        self.act = activation(config.activation_function)
+        self.act = activation_module(config.activation_function)
         self.dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, hidden):
-        hidden = self.c_proj(self.act(self.c_fc(hidden)))
+        hidden = self.c_proj(run_activation(self.act, self.c_fc(hidden)))
         return self.dropout(hidden) if self.training else hidden
 
 
@@ -170,12 +205,17 @@ class GPT2Model(GPT2PreTrainedModel):
         if config.add_cross_attention:
             raise ConfigError("GPT-2 with add_cross_attention=True (a decoder inside an encoder-decoder model) is not "
                               "supported; load the model with add_cross_attention=False.")
+        self.embed_dim = config.hidden_size
         self.wte = nn.Embedding(config.vocab_size, config.hidden_size)
         self.wpe = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.drop = nn.Dropout(config.embd_pdrop)
         self.h = nn.ModuleList([GPT2Block(config, i) for i in range(config.num_hidden_layers)])
         self.ln_f = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
         self.post_init()
+
+    def _prune_heads(self, heads_to_prune):
+        for layer, heads in heads_to_prune.items():
+            self.h[layer].attn.prune_heads(heads)
 
     def get_input_embeddings(self):
         return self.wte
@@ -216,7 +256,7 @@ class GPT2Model(GPT2PreTrainedModel):
         out = BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=hidden, past_key_values=cache if use_cache else None,
             hidden_states=(*all_hidden, hidden) if want_hidden else None,
-            attentions=tuple(all_weights) if want_weights else None, cross_attentions=() if want_weights else None)
+            attentions=tuple(all_weights) if want_weights else None)
         return finish(out, return_dict, config)
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..activations import activation_module, run_activation
 from ..cache import resolve_cache
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
-from ..layers import (activation, causal_lm_loss, classifier_dropout_prob, decoder_masks, few_rows_linear,
+from ..layers import (causal_lm_loss, classifier_dropout_prob, decoder_masks, few_rows_linear,
                       grouped_attention, keep_last_logits, last_token_logits, merge_heads, output_flags, rms_norm,
                       rope_config, rope_frequencies, rotary_cos_sin, rotary_tables, rotate,
                       sequence_classification_loss, span_logits, span_loss, token_loss)
@@ -98,7 +99,7 @@ class LlamaRotaryEmbedding(nn.Module):
         super().__init__()
         self.params = rope_config(config)
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        self.original_max_seq_len = config.max_position_embeddings
+        self.original_max_seq_len, self.rope_type = config.max_position_embeddings, self.params["rope_type"]
         self.register_buffer("inv_freq", torch.empty(0), persistent=False)
         self.register_buffer("original_inv_freq", torch.empty(0), persistent=False)
         self.reset_frequencies()
@@ -106,7 +107,8 @@ class LlamaRotaryEmbedding(nn.Module):
     def reset_frequencies(self):
         with torch.device("cpu"):  # computed on the meta device, they would make torch import its compiler stack
             inv_freq, self.attention_scaling = rope_frequencies(self.params, self.head_dim, self.original_max_seq_len)
-        self.inv_freq = self.original_inv_freq = inv_freq.to(self.inv_freq.device)
+        # two tensors, not one under two names: a traced module cannot hold a buffer twice
+        self.inv_freq, self.original_inv_freq = inv_freq.to(self.inv_freq.device), inv_freq.to(self.inv_freq.device).clone()
         self.max_seq_len_cached = self.original_max_seq_len
 
     def forward(self, x, position_ids):
@@ -139,7 +141,7 @@ class LlamaAttention(nn.Module):
             raise ConfigError(f"num_attention_heads={self.num_heads} is not a multiple of "
                               f"num_key_value_heads={self.num_key_value_heads}.")
         self.head_dim = getattr(config, "head_dim", None) or hidden // self.num_heads
-        self.scaling = self.head_dim ** -0.5
+        self.scaling, self.num_key_value_groups = self.head_dim ** -0.5, self.num_heads // self.num_key_value_heads
         self.attention_dropout = config.attention_dropout
         self.sliding_window = layer_windows(config)[layer_idx]
         qkv_bias = True if config.model_type == "qwen2" else getattr(config, "attention_bias", False)
@@ -166,21 +168,22 @@ class LlamaMLP(nn.Module):
 
     def __init__(self, config: LlamaConfig):
         super().__init__()
-        bias = getattr(config, "mlp_bias", False)
+        bias, self.hidden_size, self.intermediate_size = (getattr(config, "mlp_bias", False), config.hidden_size,
+                                                          config.intermediate_size)
         self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=bias)
-        self.act_fn = activation(config.hidden_act)
+        self.act_fn = activation_module(config.hidden_act)
 
     def forward(self, x):
         gate, up = few_rows_linear(x, self.gate_proj), few_rows_linear(x, self.up_proj)
-        return few_rows_linear(self.act_fn(gate) * up, self.down_proj)
+        return few_rows_linear(run_activation(self.act_fn, gate) * up, self.down_proj)
 
 
 class LlamaDecoderLayer(nn.Module):
     def __init__(self, config: LlamaConfig, layer_idx: int = 0):
         super().__init__()
-        self.self_attn = LlamaAttention(config, layer_idx)
+        self.hidden_size, self.self_attn = config.hidden_size, LlamaAttention(config, layer_idx)
         self.mlp = LlamaMLP(config)
         self.input_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)

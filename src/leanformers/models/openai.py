@@ -11,15 +11,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..activations import Activation, run_activation
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
 from ..heads import (DecoderDoubleHeads, DecoderLM, LastTokenClassification, causal_lm_output, double_heads_output,
                      finish, last_token_classifier_output, start_decoder)
-from ..layers import ACTIVATIONS, check_position_limit, merge_heads
+from ..layers import ACTIVATIONS, capturing, check_position_limit, merge_heads
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutput, CausalLMOutput, OpenAIGPTDoubleHeadsModelOutput, SequenceClassifierOutput
-from .gpt2 import CausalLMHead, Conv1D
+from .gpt2 import CausalLMHead, Conv1D, prune_fused_heads
 
 # OpenAI GPT names its activations differently: its "gelu" is the tanh approximation.
 _ACTIVATIONS = {"relu": F.relu, "silu": F.silu, "swish": F.silu, "gelu": ACTIVATIONS["gelu_new"]}
@@ -46,11 +47,16 @@ class Attention(nn.Module):
         width, self.n_head = config.n_embd, config.n_head
         if width % self.n_head:
             raise ConfigError(f"n_embd={width} is not a multiple of n_head={self.n_head}.")
-        self.split_size = width
+        self.split_size, self.n_positions = width, config.n_positions
+        self.scale, self.pruned_heads = True, set()  # scale: scores are divided by sqrt(head_dim)
         self.c_attn = Conv1D(3 * width, width)
         self.c_proj = Conv1D(width, width)
         self.attn_dropout = nn.Dropout(config.attn_pdrop)
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
+
+    def prune_heads(self, heads):
+        """Removes the attention heads numbered in `heads` (numbers of the unpruned layer)."""
+        prune_fused_heads(self, heads, self.split_size // self.n_head, "n_head")
 
     def forward(self, x, causal, pad_mask, want_weights):
         batch, seq, _ = x.shape
@@ -75,11 +81,11 @@ class MLP(nn.Module):
         self.c_proj = Conv1D(config.n_embd, n_state)
         if config.afn not in _ACTIVATIONS:
             raise ConfigError(f"afn={config.afn!r} is not one of {sorted(_ACTIVATIONS)}.")
-        self.act = _ACTIVATIONS[config.afn]
+        self.act = Activation(config.afn, _ACTIVATIONS[config.afn])
         self.dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, x):
-        out = self.c_proj(self.act(self.c_fc(x)))
+        out = self.c_proj(run_activation(self.act, self.c_fc(x)))
         return self.dropout(out) if self.training else out
 
 
@@ -124,6 +130,10 @@ class OpenAIGPTModel(OpenAIGPTPreTrainedModel):
         self.register_buffer("position_ids", torch.arange(config.n_positions), persistent=False)
         self.post_init()
 
+    def _prune_heads(self, heads_to_prune):
+        for layer, heads in heads_to_prune.items():
+            self.h[layer].attn.prune_heads(heads)
+
     def get_input_embeddings(self):
         return self.tokens_embed
 
@@ -148,7 +158,7 @@ class OpenAIGPTModel(OpenAIGPTPreTrainedModel):
         seq = shape[-1]
         causal = torch.ones(seq, seq, dtype=hidden.dtype, device=hidden.device).tril()
         pad_mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
+        if attention_mask is not None and (capturing() or not bool(attention_mask.all())):
             keep = attention_mask.reshape(-1, 1, 1, attention_mask.shape[-1]).to(hidden.dtype)
             pad_mask = (1.0 - keep) * torch.finfo(hidden.dtype).min  # (batch, 1, 1, seq)
         all_hidden, all_weights = [], []

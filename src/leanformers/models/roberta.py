@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
+from ..generation.utils import GenerationMixin
 from ..heads import (CausalLM, EncoderHead, FirstTokenClassifier, MaskedLM, MultipleChoice, QuestionAnswering,
                      SequenceClassification, TokenClassification)
 from .bert import (BertConfig, BertEmbeddings, BertEncoder, BertModel, BertPooler, BertPreTrainedModel,
@@ -102,6 +103,7 @@ class RobertaModel(WordEmbeddings, RobertaPreTrainedModel):
         self.post_init()
 
     forward = BertModel.forward
+    _prune_heads = BertModel._prune_heads
 
 
 class _RobertaHead(EncoderHead, RobertaPreTrainedModel):
@@ -125,7 +127,7 @@ class _RobertaLMBase(_RobertaHead):
         return self.lm_head(hidden)
 
 
-class RobertaForCausalLM(CausalLM, _RobertaLMBase):
+class RobertaForCausalLM(CausalLM, _RobertaLMBase, GenerationMixin):
     """Causal language model (set is_decoder=True); the loss predicts each next token."""
 
     def __init__(self, config):

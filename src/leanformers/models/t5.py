@@ -10,11 +10,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..activations import activation_module, run_activation
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
 from ..heads import check_kwargs, finish
-from ..layers import (activation, additive_mask, attention, cached_key_values, check_one_input, clamp_half_overflow,
+from ..layers import (additive_mask, attention, cached_key_values, check_one_input, clamp_half_overflow,
                       few_rows_linear, merge_heads, nested_tied_pairs, output_flags, padding_mask,
                       relative_position_bias, reorder_self_attention, residual_block, rms_norm, run_encoder_decoder,
                       run_layers, seq2seq_cache, seq2seq_decoder_masks, seq2seq_model_args, span_logits, span_loss,
@@ -70,13 +71,13 @@ class T5DenseActDense(nn.Module):
         self._inputs(config)
         self.wo = nn.Linear(config.d_ff, config.d_model, bias=False)
         self.dropout = nn.Dropout(config.dropout_rate)
-        self.act = activation(config.dense_act_fn)
+        self.act = activation_module(config.dense_act_fn)
 
     def _inputs(self, config):
         self.wi = nn.Linear(config.d_model, config.d_ff, bias=False)
 
     def _inner(self, hidden):
-        return self.act(few_rows_linear(hidden, self.wi))
+        return run_activation(self.act, few_rows_linear(hidden, self.wi))
 
     def forward(self, hidden):
         hidden = self.dropout(self._inner(hidden))
@@ -91,7 +92,7 @@ class T5DenseGatedActDense(T5DenseActDense):
 
     def _inner(self, hidden):
         gate, up = few_rows_linear(hidden, self.wi_0), few_rows_linear(hidden, self.wi_1)
-        return self.act(gate) * up
+        return run_activation(self.act, gate) * up
 
 
 class T5LayerFF(nn.Module):
@@ -114,7 +115,9 @@ class T5Attention(nn.Module):
         self.is_decoder, self.has_relative_attention_bias = config.is_decoder, has_relative_attention_bias
         self.n_heads, self.layer_idx, self.dropout = config.num_heads, layer_idx, config.dropout_rate
         self.relative_attention_max_distance = config.relative_attention_max_distance
-        inner = config.num_heads * config.d_kv
+        self.relative_attention_num_buckets = config.relative_attention_num_buckets
+        self.d_model, self.key_value_proj_dim = config.d_model, config.d_kv
+        self.inner_dim = inner = config.num_heads * config.d_kv
         self.q, self.k, self.v = (nn.Linear(config.d_model, inner, bias=False) for _ in range(3))
         self.o = nn.Linear(inner, config.d_model, bias=False)
         if has_relative_attention_bias:
@@ -270,7 +273,7 @@ class T5Stack(T5PreTrainedModel):
             context_mask=context_mask)
         return finish(stack_output(BaseModelOutputWithPastAndCrossAttentions, self.dropout(
             self.final_layer_norm(hidden)), states, weights, want_weights, want_hidden, past_key_values=cache,
-            cross_attentions=crosses if want_weights else None), return_dict, config)
+            cross_attentions=crosses if want_weights and crosses else None), return_dict, config)
 
 
 # ---------------------------------------------------------------------- models

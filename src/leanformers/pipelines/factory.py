@@ -53,7 +53,11 @@ def pipeline(task: str | None = None, model=None, config=None, tokenizer=None, f
         model_kwargs["device_map"] = device_map
     if dtype is not None:
         model_kwargs["dtype"] = dtype
-    if isinstance(model, str):
+    from ..export import is_onnx_folder, load_ort_model
+
+    if is_onnx_folder(model):  # a folder written by `leanformers export onnx`: ONNX Runtime runs it
+        model = load_ort_model(model, entry.heads, task)
+    elif isinstance(model, str):
         model = load_model(model, entry.heads, config, task, hub, model_kwargs)
         if device is None and device_map is not None:
             device = model.device

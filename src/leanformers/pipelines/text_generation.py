@@ -18,6 +18,18 @@ from .errors import PipelineInputError
 from .text2text_generation import eos_list, generate_quietly, trim_finished
 
 _SAMPLING_PARAMS = {"temperature", "top_k", "top_p", "min_p", "top_h", "typical_p", "epsilon_cutoff", "eta_cutoff"}
+# An article put before every prompt of XLNet and Transformer-XL, which continue short prompts poorly without more
+# text to attend to (as transformers 4.x does: https://github.com/rusiaaman/XLNet-gen#methodology).
+XL_PREFIX_MODEL_TYPES = ("xlnet", "transfo-xl")
+XL_PREFIX = (
+    "\n    In 1991, the remains of Russian Tsar Nicholas II and his family (except for Alexei and Maria) are"
+    " discovered. The\n    voice of Nicholas's young son, Tsarevich Alexei Nikolaevich, narrates the remainder of"
+    " the story. 1883 Western\n    Siberia, a young Grigori Rasputin is asked by his father and a group of men to"
+    " perform magic. Rasputin has a vision\n    and denounces one of the men as a horse thief. Although his"
+    " father initially slaps him for making such an\n    accusation, Rasputin watches as the man is chased"
+    " outside and beaten. Twenty years later, Rasputin sees a vision of\n    the Virgin Mary, prompting him to"
+    " become a priest. Rasputin quickly becomes famous, with people, even a bishop,\n    begging for his"
+    " blessing. <eod> </s> <eos>\n    ")
 
 
 class ReturnType(enum.Enum):
@@ -42,6 +54,8 @@ class TextGenerationPipeline(Pipeline):
 
     def _setup(self, kwargs):
         self.prefix = getattr(self.model.config, "prefix", None)
+        if self.prefix is None and getattr(self.model.config, "model_type", None) in XL_PREFIX_MODEL_TYPES:
+            self.prefix = XL_PREFIX
         keys = (set(FIELDS) | {"generation_config"}) & set(kwargs)
         self._generate_kwargs = {key: kwargs.pop(key) for key in keys}
         self._generation_defaults = dict(self.default_generation)
@@ -219,8 +233,7 @@ class TextGenerationPipeline(Pipeline):
             if return_type == ReturnType.TENSORS:
                 records.append({"generated_token_ids": sequence})
                 continue
-            text = self.tokenizer.decode(sequence[prompt_length:], skip_special_tokens=skip,
-                                         clean_up_tokenization_spaces=clean_up_tokenization_spaces)
+            text = self._new_text(sequence, prompt_length, skip, clean_up_tokenization_spaces)
             if return_type == ReturnType.FULL_TEXT:
                 text = self._full_text(prompt_text, text, continue_final_message)
             record = {"generated_text": text}
@@ -228,6 +241,15 @@ class TextGenerationPipeline(Pipeline):
                 record[key] = values[index]
             records.append(record)
         return records
+
+    def _new_text(self, sequence, prompt_length, skip, clean_up):
+        """The text of the new tokens. After the XL prefix it is the decoded sequence less the decoded prompt, as in
+        transformers 4.x, which keeps the space a SentencePiece piece puts before the first new word."""
+        decode = self.tokenizer.decode
+        if getattr(self.model.config, "model_type", None) not in XL_PREFIX_MODEL_TYPES:
+            return decode(sequence[prompt_length:], skip_special_tokens=skip, clean_up_tokenization_spaces=clean_up)
+        prompt = decode(sequence[:prompt_length], skip_special_tokens=skip, clean_up_tokenization_spaces=clean_up)
+        return decode(sequence, skip_special_tokens=skip, clean_up_tokenization_spaces=clean_up)[len(prompt):]
 
     @staticmethod
     def _full_text(prompt_text, new_text, continue_final_message):

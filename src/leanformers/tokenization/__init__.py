@@ -12,7 +12,7 @@ import os
 _FAMILY_NAMES = ("BertTokenizer", "DistilBertTokenizer", "ElectraTokenizer", "GPT2Tokenizer", "RobertaTokenizer",
                  "BartTokenizer", "XLMRobertaTokenizer", "CamembertTokenizer", "AlbertTokenizer", "XLNetTokenizer",
                  "T5Tokenizer", "LlamaTokenizer", "Qwen2Tokenizer", "OpenAIGPTTokenizer", "PegasusTokenizer",
-                 "MBartTokenizer")
+                 "MBartTokenizer", "MobileBertTokenizer", "RetriBertTokenizer")
 # public name -> (module, attribute)
 _EXPORTS = {
     "PreTrainedTokenizerFast": ("base", "PreTrainedTokenizerFast"),
@@ -28,8 +28,21 @@ _EXPORTS = {
 }
 for _name in _FAMILY_NAMES:
     _EXPORTS[_name] = _EXPORTS[_name + "Fast"] = ("families", _name + "Fast")
+# Longformer checkpoints name RoBERTa's tokenizer after themselves
+_FAMILY_NAMES += ("LongformerTokenizer",)
+_EXPORTS["LongformerTokenizer"] = _EXPORTS["LongformerTokenizerFast"] = ("families", "RobertaTokenizerFast")
+# DeBERTa's families live in their own module
+_FAMILY_NAMES += ("DebertaTokenizer", "DebertaV2Tokenizer")
+for _name in ("DebertaTokenizer", "DebertaV2Tokenizer"):
+    _EXPORTS[_name] = _EXPORTS[_name + "Fast"] = ("deberta", _name + "Fast")
+# Reformer's family lives in its own module
+_FAMILY_NAMES += ("ReformerTokenizer",)
+_EXPORTS["ReformerTokenizer"] = _EXPORTS["ReformerTokenizerFast"] = ("reformer", "ReformerTokenizerFast")
 # families with a text step in Python and no "Fast" class in transformers: name -> module
-_OWN_MODULE_FAMILIES = {"XLMTokenizer": "xlm", "MarianTokenizer": "marian", "CTRLTokenizer": "ctrl"}
+_OWN_MODULE_FAMILIES = {"XLMTokenizer": "xlm", "MarianTokenizer": "marian", "CTRLTokenizer": "ctrl",
+                        "FlaubertTokenizer": "flaubert"}
+_OWN_MODULE_FAMILIES["TransfoXLTokenizer"] = "transfo_xl"
+_OWN_MODULE_FAMILIES["BertGenerationTokenizer"] = "bert_generation"
 for _name, _module in _OWN_MODULE_FAMILIES.items():
     _EXPORTS[_name] = (_module, _name)
 # tokenizer_class values of checkpoints that mean "the engine as saved, no family behaviour"
@@ -87,8 +100,9 @@ def tokenizer_class_name(path_or_repo, **hub_kwargs) -> str | None:
     path = resolve_file(path_or_repo, "tokenizer_config.json", missing_ok=True, **hub_kwargs)
     if path is None:
         return None
-    with open(path, encoding="utf-8") as handle:
-        saved = json.load(handle).get("tokenizer_class")
+    from .files import read_config
+
+    saved = read_config(path).get("tokenizer_class")
     if not saved:
         return None
     name = _class_name(saved)

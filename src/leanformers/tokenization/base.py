@@ -102,7 +102,12 @@ class PreTrainedTokenizerFast(EncodeMixin):
         if tokenizer_file is not None:
             if not os.path.isfile(tokenizer_file):
                 raise ResourceNotFoundError(f"No tokenizer file {tokenizer_file}. Check the path.")
-            return Tokenizer.from_file(os.fspath(tokenizer_file))
+            try:
+                return Tokenizer.from_file(os.fspath(tokenizer_file))
+            except Exception as err:  # the engine's message names neither the file nor the fix
+                raise TokenizerError(f"Cannot read tokenizer file {tokenizer_file}: {err}. The file is damaged, "
+                                     f"truncated or not a tokenizer.json: delete it and download or save the "
+                                     f"tokenizer again.") from None
         backend = self._backend_from_vocab(kwargs)
         if backend is None:
             files = ", ".join(["tokenizer.json", *self.vocab_files_names.values()])
@@ -267,19 +272,20 @@ class PreTrainedTokenizerFast(EncodeMixin):
         tokenizer.json path: tokenizer.json (or the legacy vocabulary files), tokenizer_config.json,
         special_tokens_map.json, added_tokens.json and chat templates. `gguf_file=` rebuilds the tokenizer stored
         in that GGUF file of the folder or repo instead."""
-        from .files import load_init_kwargs
+        from .files import load_init_kwargs, reading_errors
 
         if kwargs.get("gguf_file"):
             from .gguf import load_gguf_tokenizer
 
             return load_gguf_tokenizer(pretrained_model_name_or_path, kwargs.pop("gguf_file"), cls, **kwargs)
         init_kwargs = load_init_kwargs(cls, pretrained_model_name_or_path, kwargs)
-        return cls(*init_inputs, **init_kwargs)
+        with reading_errors(pretrained_model_name_or_path):
+            return cls(*init_inputs, **init_kwargs)
 
     def save_pretrained(self, save_directory, legacy_format=None, filename_prefix=None, push_to_hub=False,
                         **kwargs) -> tuple[str, ...]:
-        """Write tokenizer.json, tokenizer_config.json, special_tokens_map.json (and chat templates) to a folder
-        that both leanformers and transformers load."""
+        """Write tokenizer_config.json, the chat templates and tokenizer.json to a folder that both leanformers and
+        transformers load; returns their paths, in transformers' order."""
         from .files import save_tokenizer
 
         if push_to_hub:

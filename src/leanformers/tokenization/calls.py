@@ -209,6 +209,9 @@ class EncodeMixin:
         except BaseException as err:  # plain Exception, or a Rust panic (a BaseException) on impossible options
             if not isinstance(err, Exception) and type(err).__name__ != "PanicException":
                 raise
+            surrogate = _malformed(batch, is_pretokenized) or _lone_surrogate(batch)
+            if surrogate is not None:
+                raise TokenizerError(surrogate) from None
             raise TokenizerError(f"The tokenizer could not encode the input: {err}. Check the truncation options: "
                                  f"only_second needs pairs, and max_length must leave room for the special tokens "
                                  f"and be larger than stride plus the part of the other sequence kept.") from None
@@ -293,3 +296,33 @@ class EncodeMixin:
 
         return pad_inputs(self, encoded_inputs, padding, max_length, pad_to_multiple_of, padding_side,
                           return_attention_mask, return_tensors, verbose)
+
+
+def _malformed(batch, is_pretokenized: bool) -> str | None:
+    """What to say about the first row of a batch that is neither a text nor a pair of texts (of words, when
+    pre-split), e.g. a list nested one level too deep or holding a number."""
+    def is_text(value):
+        return isinstance(value, str) if not is_pretokenized else \
+            isinstance(value, (list, tuple)) and all(isinstance(word, str) for word in value)
+
+    for row, item in enumerate(batch):
+        if is_text(item) or isinstance(item, (tuple, list)) and len(item) == 2 and all(map(is_text, item)):
+            continue
+        kind = "a list of str (pre-split words)" if is_pretokenized else "a str"
+        return (f"Text {row} of `text` is {str(item)[:60]} (type {type(item).__name__}); each text must be "
+                f"{kind}, or a pair of them. Check how deeply the input is nested and that it holds only strings.")
+    return None
+
+
+def _lone_surrogate(batch) -> str | None:
+    """What to say about the first text holding a lone UTF-16 surrogate (no UTF-8 form, so no engine takes it)."""
+    for row, item in enumerate(batch):
+        for text in item if isinstance(item, (tuple, list)) else (item,):
+            if not isinstance(text, str):
+                continue
+            for position, char in enumerate(text):
+                if "\ud800" <= char <= "\udfff":
+                    return (f"Text {row} holds a lone surrogate U+{ord(char):04X} at character {position}: it is not "
+                            f"valid Unicode text and cannot be tokenized. Decode the source with errors='replace' "
+                            f"(or remove the character) before tokenizing.")
+    return None

@@ -7,6 +7,11 @@ the one chat templates are written for: `trim_blocks` and `lstrip_blocks`, the `
 filter that keeps non-ASCII text and takes `indent`/`separators`/`sort_keys`, and the globals `raise_exception`,
 `strftime_now`, `dict` and `namespace`. `{% generation %}...{% endgeneration %}` marks the assistant's text for
 `return_assistant_tokens_mask`.
+
+A template also runs within limits (module constants, read at each render): TEMPLATE_TIME_LIMIT seconds, and no
+string, list or output larger than TEMPLATE_SIZE_LIMIT characters plus eight times the size of its inputs. Every
+failure (syntax, sandbox, limits, the template's own raise_exception) is a ChatTemplateError that is also the
+matching jinja2 exception.
 """
 
 from __future__ import annotations
@@ -14,13 +19,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
+import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 
 import numpy as np
 
-from ..errors import TokenizerError
+from ..errors import ChatTemplateError, LeanformersError, TokenizerError
+
+TEMPLATE_TIME_LIMIT = 10.0        # seconds one render may take
+TEMPLATE_SIZE_LIMIT = 10_000_000  # characters (or items) one value or the output may hold, plus 8x the inputs' size
 
 # Noncharacters (never in interchange text) that bracket {% generation %} output while its spans are located.
 _OPEN, _CLOSE = "\ufdd0", "\ufdd1"
@@ -35,7 +46,6 @@ def compile_template(source: str):
     import jinja2
     from jinja2 import nodes
     from jinja2.ext import Extension, loopcontrols
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     class GenerationBlock(Extension):
         """`{% generation %}...{% endgeneration %}`: renders its body between two markers located afterwards."""
@@ -56,12 +66,197 @@ def compile_template(source: str):
     def tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
         return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[GenerationBlock, loopcontrols])
+    env = _limited_environment_class()(trim_blocks=True, lstrip_blocks=True, extensions=[GenerationBlock, loopcontrols])
     env.filters["tojson"] = tojson
+    env.filters = {name: _limited_filter(function) for name, function in env.filters.items()}
     env.globals.update(raise_exception=raise_exception, strftime_now=lambda fmt: datetime.now().strftime(fmt),
                        dict=_DictFactory(), namespace=_namespace_class(jinja2))
-    return env.from_string(source)
+    try:
+        return env.from_string(source)
+    except jinja2.exceptions.TemplateError as err:
+        raise chat_template_error(err, "cannot be compiled") from None
+    except (RecursionError, MemoryError, SyntaxError, ValueError, TypeError, OverflowError) as err:
+        # what the compiler raises on templates it does not expect (`{% break %}` outside a loop, deep nesting)
+        raise chat_template_error(jinja2.exceptions.TemplateSyntaxError(f"{type(err).__name__}: {err}", 1),
+                                  "cannot be compiled") from None
+
+
+# ---------------------------------------------------------------------------------------------- limits
+_budget = threading.local()  # deadline and size limit of the render running in this thread
+
+
+def _check_time():
+    deadline = getattr(_budget, "deadline", None)
+    if deadline is not None and time.monotonic() > deadline:
+        from jinja2.exceptions import SecurityError
+
+        raise SecurityError(f"the template ran longer than TEMPLATE_TIME_LIMIT ({TEMPLATE_TIME_LIMIT} s); it loops "
+                            f"without end or does far too much work")
+
+
+def _check_size(size: int, what: str):
+    limit = getattr(_budget, "size_limit", TEMPLATE_SIZE_LIMIT)
+    if size > limit:
+        from jinja2.exceptions import SecurityError
+
+        raise SecurityError(f"{what} would hold {size} characters or items, more than the limit of {limit} "
+                            f"(TEMPLATE_SIZE_LIMIT plus 8x the size of the messages)")
+
+
+def _size(value) -> int:
+    return len(value) if isinstance(value, (str, list, tuple, dict)) else 0
+
+
+def _check_arguments(subject, args, kwargs, what: str):
+    """Before a call or filter runs: numbers it is given (a width, a count) and the output it could write
+    (its subject times its largest argument, e.g. replace or indent) stay within the size limit."""
+    _check_time()
+    values = [*args, *kwargs.values()]
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool):
+            _check_size(abs(value), f"{what} with the argument {value}")
+    biggest = max([1, *(_size(v) for v in values), *(abs(v) for v in values if type(v) is int)])
+    if _size(subject) > 1 and biggest > 1:
+        _check_size(_size(subject) * biggest, f"the result of {what}")
+
+
+def _limited_filter(function):
+    """A filter that checks the time and its arguments' sizes before it runs."""
+    import functools
+
+    @functools.wraps(function)
+    def limited(*args, **kwargs):
+        values = [a for a in args if not _is_jinja_internal(a)]
+        if values:
+            _check_arguments(values[0], values[1:], kwargs, f"the filter {function.__name__}")
+        return function(*args, **kwargs)
+
+    return limited
+
+
+def _is_jinja_internal(value) -> bool:
+    return type(value).__module__.startswith("jinja2.")
+
+
+@lru_cache(maxsize=1)
+def _limited_environment_class():
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class LimitedSandbox(ImmutableSandboxedEnvironment):
+        """Jinja's immutable sandbox that also checks the time on every call, attribute and item access, and the
+        size of what +, *, ** and % would build before building it."""
+
+        intercepted_binops = frozenset(("+", "*", "**", "%"))
+
+        def call_binop(self, context, operator, left, right):
+            _check_time()
+            if operator == "**" and isinstance(left, (int, float)) and isinstance(right, (int, float)):
+                _check_size(int(abs(right)) * max(1, int(abs(left)).bit_length()) // 8, "a power")
+            elif operator == "*":
+                for seq, count in ((left, right), (right, left)):
+                    if _size(seq) and isinstance(count, int):
+                        _check_size(_size(seq) * count, "a repeated string or list")
+            elif operator == "+":
+                _check_size(_size(left) + _size(right), "a concatenation")
+            elif operator == "%" and isinstance(left, str):
+                widths = [int(w) for w in re.findall(r"%[^a-zA-Z%]*?(\d+)", left)]
+                _check_size(len(left) + sum(widths), "a %-formatted string")
+            return super().call_binop(context, operator, left, right)
+
+        def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja's own signature)
+            subject = getattr(__obj, "__self__", None)
+            _check_arguments(subject, args, kwargs, f"{getattr(__obj, '__name__', 'a call')}()")
+            return super().call(__context, __obj, *args, **kwargs)
+
+        def getattr(self, obj, attribute):
+            _check_time()
+            if isinstance(obj, str) and attribute in ("format", "format_map"):  # widths such as {:>99999999}
+                widths = [int(w) for w in re.findall(r"(\d+)", obj)]
+                _check_size(len(obj) + sum(widths), "a formatted string")
+            return super().getattr(obj, attribute)
+
+        def getitem(self, obj, argument):
+            _check_time()
+            return super().getitem(obj, argument)
+
+    return LimitedSandbox
+
+
+def _trace(frame, event, arg):
+    """Checks the time on every line of compiled template code (a loop that makes no call is caught too)."""
+    if frame.f_code.co_filename != "<template>":
+        return None
+    _check_time()
+    return _trace_lines
+
+
+def _trace_lines(frame, event, arg):
+    _check_time()
+    return _trace_lines
+
+
+def render_limited(template, input_size: int, **variables) -> str:
+    """Render within TEMPLATE_TIME_LIMIT and the size limit; any failure is a ChatTemplateError."""
+    import jinja2
+
+    _budget.deadline = time.monotonic() + TEMPLATE_TIME_LIMIT
+    _budget.size_limit = TEMPLATE_SIZE_LIMIT + 8 * input_size
+    tracing = sys.gettrace() is None  # a debugger or coverage tool keeps its own tracer; the hooks still apply
+    if tracing:
+        sys.settrace(_trace)
+    try:
+        pieces, length = [], 0
+        for piece in template.generate(**variables):
+            length += len(piece)
+            _check_size(length, "the rendered text")
+            pieces.append(piece)
+        return "".join(pieces)
+    except jinja2.exceptions.TemplateError as err:
+        raise chat_template_error(err, "refused the conversation" if type(err) is jinja2.exceptions.TemplateError
+                                  else "failed") from None
+    except (RecursionError, MemoryError) as err:
+        raise chat_template_error(jinja2.exceptions.SecurityError(f"{type(err).__name__}: {err}"), "failed") \
+            from None
+    except LeanformersError:
+        raise
+    except Exception as err:  # noqa: BLE001 (whatever Python raises inside an untrusted template is its failure)
+        raise chat_template_error(jinja2.exceptions.TemplateError(f"{type(err).__name__}: {err}"), "failed") \
+            from None
+    finally:
+        if tracing:
+            sys.settrace(None)
+        _budget.deadline = None
+
+
+@lru_cache(maxsize=None)
+def _error_class(jinja_class):
+    """ChatTemplateError that is also `jinja_class`, so code that catches either catches it."""
+
+    def __init__(self, message):  # noqa: N807
+        Exception.__init__(self, message)
+
+    def __str__(self):  # noqa: N807
+        return str(self.args[0])
+
+    return type(jinja_class.__name__, (ChatTemplateError, jinja_class),
+                {"__init__": __init__, "__str__": __str__, "__module__": __name__})
+
+
+def chat_template_error(err, what: str) -> ChatTemplateError:
+    """A ChatTemplateError (also of the jinja2 class of `err`) saying what failed and what to do."""
+    detail = str(err).rstrip(".")
+    line = getattr(err, "lineno", None)
+    where = f" (line {line})" if line else ""
+    if what == "refused the conversation":
+        message = f"The chat template refused the conversation: {detail}"
+    else:
+        message = (f"The chat template {what}{where}: {detail}. Chat templates come with the checkpoint "
+                   f"(tokenizer_config.json, chat_template.jinja or a GGUF file); fix it, or pass a template you "
+                   f"trust as chat_template=.")
+    import jinja2
+
+    jinja_class = type(err) if isinstance(err, jinja2.exceptions.TemplateError) else jinja2.exceptions.TemplateError
+    return _error_class(jinja_class)(message)
 
 
 class _DictFactory:
@@ -87,6 +282,7 @@ def _namespace_class(jinja2):
 
         def __setitem__(self, key, value):
             SafeNamespace.check(key)
+            _check_size(_size(value), f"namespace attribute {key!r}")
             jinja2.utils.Namespace.__setitem__(self, key, value)
 
         @staticmethod
@@ -119,6 +315,17 @@ def plain(value):
     if callable(getattr(value, "model_dump", None)):
         return plain(value.model_dump())
     return f"<{type(value).__name__}>"
+
+
+def _size_of(value) -> int:
+    """Characters and items of plain data (what a render may fairly build from it, times a constant)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return len(value) + sum(_size_of(k) + _size_of(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return len(value) + sum(_size_of(v) for v in value)
+    return 1
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -221,6 +428,7 @@ def render_chats(conversations, chat_template: str, tools=None, documents=None, 
     if documents is not None and not all(isinstance(d, Mapping) for d in documents):
         raise TokenizerError("Documents must be dicts (e.g. with 'title' and 'text' keys).")
     tools, documents, variables = _tool_schemas(tools), plain(documents), plain(variables)
+    input_size = _size_of(tools) + _size_of(documents) + _size_of(variables)
     texts, all_spans = [], []
     for conversation in conversations:
         messages = _messages(conversation)
@@ -228,8 +436,8 @@ def render_chats(conversations, chat_template: str, tools=None, documents=None, 
         if continue_final_message:
             key = continue_final_message if isinstance(continue_final_message, str) else "content"
             final = _mark_final_message(messages, key, chat_template)
-        rendered = template.render(messages=messages, tools=tools, documents=documents,
-                                   add_generation_prompt=add_generation_prompt, **variables)
+        rendered = render_limited(template, _size_of(messages) + input_size, messages=messages, tools=tools,
+                                  documents=documents, add_generation_prompt=add_generation_prompt, **variables)
         rendered, spans = _locate_generation(rendered)
         if final is not None:
             rendered = _cut_after_final(rendered, final)

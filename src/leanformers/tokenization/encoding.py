@@ -149,7 +149,8 @@ class BatchEncoding(dict):
         return (BatchEncoding, (dict(self),), self.__getstate__())
 
     def __repr__(self):
-        return f"BatchEncoding({dict.__repr__(self)})"
+        # printed as the plain dict, as transformers prints it
+        return dict.__repr__(self)
 
     # ---- alignment (needs the Rust encodings) ----
     def _rows(self, what: str):

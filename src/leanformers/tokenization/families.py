@@ -58,7 +58,7 @@ def _with_lstrip(token, special: bool = False):
 
 
 # ---- WordPiece ----
-class BertTokenizerFast(_Family):
+class BertTokenizer(_Family):
     """BERT (WordPiece): `[CLS] A [SEP]` and `[CLS] A [SEP] B [SEP]` with token type ids."""
 
     vocab_files_names = {"vocab_file": "vocab.txt"}
@@ -95,17 +95,22 @@ class BertTokenizerFast(_Family):
                         [(cls, self._token_id("cls_token", 2)), (sep, self._token_id("sep_token", 3))])
 
 
-class DistilBertTokenizerFast(BertTokenizerFast):
+class DistilBertTokenizer(BertTokenizer):
     """DistilBERT: BERT's tokenizer without token type ids."""
 
     model_input_names = ["input_ids", "attention_mask"]
 
 
-ElectraTokenizerFast = BertTokenizerFast  # ELECTRA checkpoints use BERT's tokenizer unchanged
+class RetriBertTokenizer(DistilBertTokenizer):
+    """RetriBERT: BERT's tokenizer without token type ids, saved under its own class name."""
+
+
+ElectraTokenizer = BertTokenizer  # ELECTRA checkpoints use BERT's tokenizer unchanged
+MobileBertTokenizer = BertTokenizer  # so do MobileBERT checkpoints
 
 
 # ---- byte-level BPE ----
-class GPT2TokenizerFast(_Family):
+class GPT2Tokenizer(_Family):
     """GPT-2 (byte-level BPE): no special tokens around the text."""
 
     vocab_files_names = {"vocab_file": "vocab.json", "merges_file": "merges.txt"}
@@ -132,7 +137,7 @@ class GPT2TokenizerFast(_Family):
         self._tokenizer.decoder = decoders.ByteLevel()
 
 
-class RobertaTokenizerFast(GPT2TokenizerFast):
+class RobertaTokenizer(GPT2Tokenizer):
     """RoBERTa (byte-level BPE): `<s> A </s>` and `<s> A </s></s> B </s>`."""
 
     defaults = {"errors": "replace", "bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
@@ -147,11 +152,11 @@ class RobertaTokenizerFast(GPT2TokenizerFast):
                                             trim_offsets=self.trim_offsets, add_prefix_space=self.add_prefix_space)
 
 
-class BartTokenizerFast(RobertaTokenizerFast):
+class BartTokenizer(RobertaTokenizer):
     """BART: RoBERTa's tokenizer."""
 
 
-class Qwen2TokenizerFast(GPT2TokenizerFast):
+class Qwen2Tokenizer(GPT2Tokenizer):
     """Qwen2 (byte-level BPE after NFC and a word-splitting pattern): no special tokens around the text."""
 
     defaults = {"unk_token": "<|endoftext|>", "bos_token": None, "eos_token": "<|endoftext|>",
@@ -171,7 +176,7 @@ class Qwen2TokenizerFast(GPT2TokenizerFast):
         self.add_tokens([AddedToken(token, special=True) for token in self.all_special_tokens])
 
 
-class OpenAIGPTTokenizerFast(_Family):
+class OpenAIGPTTokenizer(_Family):
     """OpenAI GPT (BPE with `</w>` word ends, lower-cased BERT-style words): no special tokens around the text."""
 
     vocab_files_names = {"vocab_file": "vocab.json", "merges_file": "merges.txt"}
@@ -230,7 +235,7 @@ class _SentencePieceFamily(_Family):
         self._tokenizer.decoder = decoder
 
 
-class XLMRobertaTokenizerFast(_SentencePieceFamily):
+class XLMRobertaTokenizer(_SentencePieceFamily):
     """XLM-RoBERTa (Unigram): `<s> A </s>` and `<s> A </s></s> B </s>`."""
 
     vocab_files_names = {"vocab_file": "sentencepiece.bpe.model"}
@@ -249,7 +254,7 @@ class XLMRobertaTokenizerFast(_SentencePieceFamily):
                         [(bos, self.bos_token_id), (eos, self.eos_token_id)])
 
 
-class CamembertTokenizerFast(XLMRobertaTokenizerFast):
+class CamembertTokenizer(XLMRobertaTokenizer):
     """CamemBERT (Unigram): XLM-RoBERTa's layout, with a mask token that eats the space before it."""
 
     family = "camembert"
@@ -260,10 +265,12 @@ class CamembertTokenizerFast(XLMRobertaTokenizerFast):
         return kwargs
 
 
-class AlbertTokenizerFast(_SentencePieceFamily):
-    """ALBERT (Unigram): `[CLS] A [SEP]` and `[CLS] A [SEP] B [SEP]`."""
+class AlbertTokenizer(_SentencePieceFamily):
+    """ALBERT (Unigram): `[CLS] A [SEP]` and `[CLS] A [SEP] B [SEP]` with token type ids 0/1, which ALBERT
+    models embed (transformers 4.x returned them; 5.x does not)."""
 
     family = "albert"
+    model_input_names = ["input_ids", "token_type_ids", "attention_mask"]
     defaults = {"do_lower_case": True, "keep_accents": False, "bos_token": "[CLS]", "eos_token": "[SEP]",
                 "unk_token": "<unk>", "sep_token": "[SEP]", "pad_token": "<pad>", "cls_token": "[CLS]",
                 "mask_token": "[MASK]", "add_prefix_space": True, "trim_offsets": True}
@@ -286,10 +293,12 @@ class AlbertTokenizerFast(_SentencePieceFamily):
                         [(cls, self.cls_token_id), (sep, self.sep_token_id)])
 
 
-class XLNetTokenizerFast(_SentencePieceFamily):
-    """XLNet (Unigram): `A <sep> <cls>` and `A <sep> B <sep> <cls>`, <cls> with token type 2, left padding."""
+class XLNetTokenizer(_SentencePieceFamily):
+    """XLNet (Unigram): `A <sep> <cls>` and `A <sep> B <sep> <cls>`, <cls> with token type 2, left padding. Token
+    type ids are returned, as transformers 4.x did: XLNet models encode them as segments (5.x leaves them out)."""
 
     family = "xlnet"
+    model_input_names = ["input_ids", "token_type_ids", "attention_mask"]
     padding_side = "left"
     defaults = {"unk_id": 0, "do_lower_case": False, "remove_space": True, "keep_accents": False,
                 "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "<sep>",
@@ -316,7 +325,7 @@ class XLNetTokenizerFast(_SentencePieceFamily):
                         [(sep, self.sep_token_id), (cls, self.cls_token_id)])
 
 
-class T5TokenizerFast(_SentencePieceFamily):
+class T5Tokenizer(_SentencePieceFamily):
     """T5 (Unigram): `A </s>` and `A </s> B </s>`, with the sentinel tokens <extra_id_0> ... <extra_id_{N-1}>."""
 
     family = "t5"
@@ -351,7 +360,7 @@ class T5TokenizerFast(_SentencePieceFamily):
         return self.convert_tokens_to_ids(self.get_sentinel_tokens())
 
 
-class LlamaTokenizerFast(_SentencePieceFamily):
+class LlamaTokenizer(_SentencePieceFamily):
     """Llama (BPE with byte fallback): `<s>` before the text when the checkpoint asks for it; left padding."""
 
     vocab_files_names = {"vocab_file": "tokenizer.model"}
@@ -375,7 +384,7 @@ class LlamaTokenizerFast(_SentencePieceFamily):
         backend.decoder = decoders.Sequence(steps)
 
 
-class PegasusTokenizerFast(_SentencePieceFamily):
+class PegasusTokenizer(_SentencePieceFamily):
     """Pegasus (Unigram): `A </s>` and `A B </s>`, with <unk_2> ... <unk_{offset-1}> reserved."""
 
     family = "pegasus"
@@ -401,7 +410,7 @@ class PegasusTokenizerFast(_SentencePieceFamily):
         return template(f"$A {eos}", f"$A $B {eos}", [(eos, self.eos_token_id)])
 
 
-class MBartTokenizerFast(_SentencePieceFamily):
+class MBartTokenizer(_SentencePieceFamily):
     """mBART (Unigram): `A </s> src_lang` (and `A B </s> src_lang`); targets end with the target language code."""
 
     vocab_files_names = {"vocab_file": "sentencepiece.bpe.model"}
@@ -472,8 +481,22 @@ class MBartTokenizerFast(_SentencePieceFamily):
         return inputs
 
 
-FAMILIES = {cls.__name__: cls for cls in (
-    BertTokenizerFast, DistilBertTokenizerFast, GPT2TokenizerFast, RobertaTokenizerFast, BartTokenizerFast,
-    XLMRobertaTokenizerFast, CamembertTokenizerFast, AlbertTokenizerFast, XLNetTokenizerFast, T5TokenizerFast,
-    LlamaTokenizerFast, Qwen2TokenizerFast, OpenAIGPTTokenizerFast, PegasusTokenizerFast, MBartTokenizerFast)}
-FAMILIES["ElectraTokenizerFast"] = ElectraTokenizerFast
+# transformers 5 names the classes without "Fast"; the old names stay as aliases
+BertTokenizerFast = BertTokenizer
+DistilBertTokenizerFast = DistilBertTokenizer
+RetriBertTokenizerFast = RetriBertTokenizer
+GPT2TokenizerFast = GPT2Tokenizer
+RobertaTokenizerFast = RobertaTokenizer
+BartTokenizerFast = BartTokenizer
+Qwen2TokenizerFast = Qwen2Tokenizer
+OpenAIGPTTokenizerFast = OpenAIGPTTokenizer
+XLMRobertaTokenizerFast = XLMRobertaTokenizer
+CamembertTokenizerFast = CamembertTokenizer
+AlbertTokenizerFast = AlbertTokenizer
+XLNetTokenizerFast = XLNetTokenizer
+T5TokenizerFast = T5Tokenizer
+LlamaTokenizerFast = LlamaTokenizer
+PegasusTokenizerFast = PegasusTokenizer
+MBartTokenizerFast = MBartTokenizer
+ElectraTokenizerFast = ElectraTokenizer
+MobileBertTokenizerFast = MobileBertTokenizer

@@ -3,13 +3,14 @@ transformers), and writing a folder that transformers 4 and 5 load back."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
 
 from tokenizers import AddedToken
 
-from ..errors import ResourceNotFoundError, TokenizerError, refuse_remote_code
+from ..errors import LeanformersError, ResourceNotFoundError, TokenizerError, refuse_remote_code
 from ..hub import HUB_KWARGS, resolve_file
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -27,6 +28,58 @@ _NOT_SAVED = {"vocab", "merges", "tokenizer_object", "tokenizer_file", "vocab_fi
               "model_specific_special_tokens", "special_tokens_map_file", "extra_special_tokens",
               "additional_special_tokens", "add_bos_token", "add_eos_token", "chat_template", "tokenizer_class",
               "init_inputs", "auto_map", "processor_class"}
+# the JSON types tokenizer_config.json may give its common keys (None is always allowed); others are family options
+_TOKEN = (str, dict)
+_CONFIG_KINDS = {
+    **dict.fromkeys(("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"),
+                    _TOKEN),
+    "model_max_length": (int, float), "padding_side": str, "truncation_side": str, "chat_template": (str, list, dict),
+    "additional_special_tokens": list, "extra_special_tokens": (list, dict), "added_tokens_decoder": dict,
+    "tokenizer_class": str, "do_lower_case": (bool, int), "clean_up_tokenization_spaces": (bool, int),
+    "add_bos_token": (bool, int), "add_eos_token": (bool, int), "strip_accents": (bool, int),
+    "tokenize_chinese_chars": (bool, int), "add_prefix_space": (bool, int), "legacy": (bool, int),
+}
+KNOWN_FILES = (TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, ADDED_TOKENS_FILE, CHAT_TEMPLATE_FILE,
+               "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model",
+               "spm.model", "source.spm", "target.spm")
+
+
+@contextlib.contextmanager
+def reading_errors(path):
+    """What the engines (tokenizers, sentencepiece, json) raise while a tokenizer is built from the files of `path`
+    becomes a TokenizerError naming the folder and its tokenizer files (leanformers' own errors pass through)."""
+    try:
+        yield
+    except LeanformersError:
+        raise
+    except BaseException as err:  # Exception, or a Rust panic of the tokenizers engine (a BaseException)
+        if not isinstance(err, Exception) and type(err).__name__ != "PanicException":
+            raise
+        path = os.fspath(path)
+        names = sorted(n for n in os.listdir(path) if n in KNOWN_FILES) if os.path.isdir(path) else [path]
+        raise TokenizerError(f"Cannot build the tokenizer from {path} ({', '.join(names)}): {type(err).__name__}: "
+                             f"{err}. One of these files is damaged or holds a value of the wrong type (or a "
+                             f"keyword argument does); delete the tokenizer files and download or save them "
+                             f"again.") from None
+
+
+def read_config(path) -> dict:
+    """tokenizer_config.json, its common keys checked (a TokenizerError names the file and the key)."""
+    config = read_json(path)
+    _check_config(config, path)
+    return config
+
+
+def _check_config(config: dict, path):
+    """tokenizer_config.json values of the wrong JSON type are refused here, naming the file and the key, rather
+    than failing later inside the engine or at the first call."""
+    for key, kinds in _CONFIG_KINDS.items():
+        value = config.get(key)
+        if value is not None and not isinstance(value, kinds):
+            wanted = " or ".join(k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+            raise TokenizerError(f"{path} sets {key} to {str(value)[:60]!r} (a {type(value).__name__}); it must be "
+                                 f"a {wanted}. The file is damaged: fix it, or download or save the tokenizer "
+                                 f"again.")
 
 
 def added_token(value) -> AddedToken:
@@ -47,9 +100,18 @@ def _restore_added_tokens(obj):
     return obj
 
 
-def _read_json(path) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+def read_json(path) -> dict:
+    """A tokenizer file's JSON object; a damaged file or one that holds no object is a TokenizerError naming it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise TokenizerError(f"{path} is not valid JSON ({err}); the file is damaged or truncated: delete it and "
+                             f"download or save the tokenizer again.") from None
+    if not isinstance(data, dict):
+        raise TokenizerError(f"{path} holds a JSON {type(data).__name__}, not an object; the file is damaged: "
+                             f"delete it and download or save the tokenizer again.")
+    return data
 
 
 def _resolve(path, name, hub):
@@ -74,7 +136,7 @@ def _find_files(cls, path: str, hub: dict) -> tuple[dict, dict]:
         key = "tokenizer_file" if path.endswith(".json") else next(iter(cls.vocab_files_names), "vocab_file")
         return {key: path}, {}
     config_path = _resolve(path, TOKENIZER_CONFIG_FILE, hub)
-    config = _read_json(config_path) if config_path else {}
+    config = read_config(config_path) if config_path else {}
     files = {"tokenizer_file": _resolve(path, TOKENIZER_FILE, hub)}
     if files["tokenizer_file"] is None:
         for key, name in cls.vocab_files_names.items():
@@ -106,6 +168,11 @@ def load_init_kwargs(cls, pretrained_model_name_or_path, kwargs: dict) -> dict:
     for key in _CALL_ONLY:
         kwargs.pop(key, None)
     path = os.fspath(pretrained_model_name_or_path)
+    with reading_errors(path):
+        return _init_kwargs(cls, path, kwargs, hub)
+
+
+def _init_kwargs(cls, path: str, kwargs: dict, hub: dict) -> dict:
     files, config = _find_files(cls, path, hub)
     for key in ("tokenizer_class", "init_inputs", "auto_map", "_commit_hash"):
         config.pop(key, None)
@@ -138,7 +205,7 @@ def _added_tokens(cls, init: dict, files: dict, kwargs: dict) -> dict[int, Added
         return {int(index): added_token(token) for index, token in decoder.items()}
     added = {}
     if SPECIAL_TOKENS_MAP_FILE in files:
-        for key, value in _read_json(files[SPECIAL_TOKENS_MAP_FILE]).items():
+        for key, value in read_json(files[SPECIAL_TOKENS_MAP_FILE]).items():
             if kwargs.get(key):
                 continue
             if key in ("additional_special_tokens", "extra_special_tokens") and isinstance(value, list):
@@ -155,11 +222,15 @@ def _added_tokens(cls, init: dict, files: dict, kwargs: dict) -> dict[int, Added
     if ADDED_TOKENS_FILE in files:
         special = {str(init[key]) for key in cls.SPECIAL_TOKENS_ATTRIBUTES if init.get(key)}
         special.update(str(token) for token in init.get("extra_special_tokens") or [])
-        for content, index in _read_json(files[ADDED_TOKENS_FILE]).items():
+        for content, index in read_json(files[ADDED_TOKENS_FILE]).items():
+            if type(index) is not int or index < 0:
+                raise TokenizerError(f"{files[ADDED_TOKENS_FILE]} gives the token {content[:40]!r} the id "
+                                     f"{str(index)[:40]!r}, not a token id; the file is damaged. Delete it, or "
+                                     f"download or save the tokenizer again.")
             is_special = content in special
             added[int(index)] = AddedToken(content, normalized=not is_special, special=is_special)
     if "tokenizer_file" in files:
-        for entry in _read_json(files["tokenizer_file"]).get("added_tokens", []):
+        for entry in read_json(files["tokenizer_file"]).get("added_tokens", []):
             added[int(entry["id"])] = added_token(entry)
     return added
 
@@ -224,22 +295,17 @@ def save_folder(save_directory, filename_prefix: str | None = None, push_to_hub:
     return folder, f"{filename_prefix}-" if filename_prefix else ""
 
 
-def save_config_and_specials(tokenizer, folder: str, prefix: str) -> tuple[str, str]:
-    """Write tokenizer_config.json and special_tokens_map.json; returns their paths."""
+def save_config(tokenizer, folder: str, prefix: str) -> str:
+    """Write tokenizer_config.json (special tokens included: transformers reads them there); returns its path."""
     config_path = os.path.join(folder, prefix + TOKENIZER_CONFIG_FILE)
     _write_json(config_path, _config_to_save(tokenizer))
-    specials = dict(tokenizer.special_tokens_map)
-    if tokenizer.extra_special_tokens:
-        specials["additional_special_tokens"] = tokenizer.extra_special_tokens
-    specials_path = os.path.join(folder, prefix + SPECIAL_TOKENS_MAP_FILE)
-    _write_json(specials_path, specials)
-    return config_path, specials_path
+    return config_path
 
 
 def save_tokenizer(tokenizer, save_directory, filename_prefix: str | None = None) -> tuple[str, ...]:
-    """Write tokenizer_config.json, special_tokens_map.json, tokenizer.json and the chat templates."""
+    """Write tokenizer_config.json, the chat templates and tokenizer.json, as transformers 5 does (in its order)."""
     folder, prefix = save_folder(save_directory, filename_prefix)
-    config_path, specials_path = save_config_and_specials(tokenizer, folder, prefix)
+    config_path = save_config(tokenizer, folder, prefix)
     tokenizer_path = os.path.join(folder, prefix + TOKENIZER_FILE)
     backend = tokenizer.backend_tokenizer
     # write the truncation/padding the checkpoint came with, not those of the last call
@@ -252,4 +318,4 @@ def save_tokenizer(tokenizer, save_directory, filename_prefix: str | None = None
     else:
         backend.enable_padding(**tokenizer._json_padding)
     backend.save(tokenizer_path)
-    return (config_path, specials_path, tokenizer_path, *_save_templates(tokenizer, folder, prefix))
+    return (config_path, *_save_templates(tokenizer, folder, prefix), tokenizer_path)

@@ -202,15 +202,16 @@ def load_gguf_tokenizer(path_or_repo, gguf_file, tokenizer_class=None, **kwargs)
     """The tokenizer stored in a GGUF file of a folder or hub repo. `tokenizer_class` None picks the class as
     AutoTokenizer does (from the model type); keyword arguments override the file's settings (padding_side=...)."""
     from .. import tokenization
-    from ..gguf import gguf_model_type, read_gguf, resolve_gguf
+    from ..gguf import damaged_gguf, gguf_model_type, read_gguf, resolve_gguf
     from ..hub import HUB_KWARGS
 
     hub_kwargs = {key: kwargs.pop(key) for key in list(kwargs) if key in HUB_KWARGS}
     kwargs.pop("config", None)
     file = read_gguf(resolve_gguf(path_or_repo, gguf_file, hub_kwargs))
-    backend = gguf_backend(file.metadata, file.architecture, file.path)
-    if tokenizer_class is None:
-        name = _AUTO_CLASSES.get(gguf_model_type(file), "PreTrainedTokenizerFast")
-        tokenizer_class = tokenization.tokenizer_class(name)
-    init = {**gguf_tokenizer_kwargs(file.metadata), "name_or_path": str(path_or_repo), **kwargs}
-    return tokenizer_class(tokenizer_object=backend, **init)
+    with damaged_gguf(file.path, "tokenizer metadata", TokenizerError):
+        backend = gguf_backend(file.metadata, file.architecture, file.path)
+        if tokenizer_class is None:
+            name = _AUTO_CLASSES.get(gguf_model_type(file), "PreTrainedTokenizerFast")
+            tokenizer_class = tokenization.tokenizer_class(name)
+        init = {**gguf_tokenizer_kwargs(file.metadata), "name_or_path": str(path_or_repo), **kwargs}
+        return tokenizer_class(tokenizer_object=backend, **init)

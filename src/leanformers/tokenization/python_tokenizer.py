@@ -98,7 +98,7 @@ class PythonTokenizer(PreTrainedTokenizerFast):
         """Load from a folder or a hub repo id: the vocabulary files, tokenizer_config.json and the added tokens.
         A tokenizer.json beside them is not used (it cannot hold this family's Python step)."""
         from ..hub import HUB_KWARGS, resolve_file
-        from .files import load_init_kwargs
+        from .files import load_init_kwargs, reading_errors
 
         hub = {key: value for key, value in kwargs.items() if key in HUB_KWARGS}
         init = load_init_kwargs(cls, pretrained_model_name_or_path, kwargs)
@@ -108,7 +108,8 @@ class PythonTokenizer(PreTrainedTokenizerFast):
                     found = resolve_file(os.fspath(pretrained_model_name_or_path), name, missing_ok=True, **hub)
                     if found is not None:
                         init[key] = found
-        return cls(*init_inputs, **init)
+        with reading_errors(pretrained_model_name_or_path):
+            return cls(*init_inputs, **init)
 
     @property
     def is_fast(self) -> bool:

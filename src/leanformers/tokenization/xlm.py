@@ -444,14 +444,14 @@ class XLMTokenizer(PreTrainedTokenizerFast):
 
     def save_pretrained(self, save_directory, legacy_format=None, filename_prefix=None, push_to_hub=False,
                         **kwargs) -> tuple[str, ...]:
-        """Write tokenizer_config.json, special_tokens_map.json, vocab.json and merges.txt (and chat templates)
-        to a folder that both leanformers and transformers load."""
-        from .files import _save_templates, save_config_and_specials, save_folder
+        """Write tokenizer_config.json, the chat templates, vocab.json and merges.txt to a folder that both
+        leanformers and transformers load."""
+        from .files import _save_templates, save_config, save_folder
 
         folder, prefix = save_folder(save_directory, filename_prefix, push_to_hub)
-        config_path, specials_path = save_config_and_specials(self, folder, prefix)
-        files = self.save_vocabulary(folder, filename_prefix)
-        return (config_path, specials_path, *files, *_save_templates(self, folder, prefix))
+        config_path = save_config(self, folder, prefix)
+        templates = _save_templates(self, folder, prefix)
+        return (config_path, *templates, *self.save_vocabulary(folder, filename_prefix))
 
     def __getstate__(self):
         # the Python steps of the engine cannot be serialised with it: they travel apart and are put back

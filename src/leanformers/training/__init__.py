@@ -28,6 +28,10 @@ _EXPORTS = {
     "get_polynomial_decay_schedule_with_warmup": "optimization", "get_inverse_sqrt_schedule": "optimization",
     "get_reduce_on_plateau_schedule": "optimization", "get_cosine_with_min_lr_schedule_with_warmup": "optimization",
     "get_cosine_with_min_lr_schedule_with_warmup_lr_rate": "optimization", "get_wsd_schedule": "optimization",
+    "AdamW": "adamw",
+    **{name: "glue" for name in (
+        "InputExample", "InputFeatures", "DataProcessor", "glue_processors", "glue_output_modes",
+        "glue_tasks_num_labels", "glue_convert_examples_to_features", "glue_compute_metrics")},
 }
 
 __all__ = sorted(_EXPORTS)

@@ -313,6 +313,9 @@ class PrinterCallback(TrainerCallback):
     """Prints each log dict (used instead of the progress bar when disable_tqdm=True)."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is not None:
+            # dropped from the caller's dict, as transformers does: train()'s metrics then lack it too
+            logs.pop("total_flos", None)
         if state.is_local_process_zero and logs is not None:
             print(_format_logs(logs))
 

@@ -178,7 +178,10 @@ class EvaluationMixin:
             if self.args.logging_nan_inf_filter and finite.any():
                 losses = losses[finite]
             metrics[f"{prefix}_loss"] = losses.mean().item()
-        return {key if key.startswith(f"{prefix}_") else f"{prefix}_{key}": value for key, value in metrics.items()}
+        # keys that already carry the prefix (the loss) first, then compute_metrics' own, prefixed: the
+        # reference's order
+        prefixed = {key: value for key, value in metrics.items() if key.startswith(f"{prefix}_")}
+        return {**prefixed, **{f"{prefix}_{key}": value for key, value in metrics.items() if key not in prefixed}}
 
     def prediction_step(self, model, inputs, prediction_loss_only: bool, ignore_keys=None):
         """(loss, logits, labels) for one batch without gradients; logits is None when only the loss is wanted."""

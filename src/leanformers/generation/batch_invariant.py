@@ -1,0 +1,140 @@
+"""Batch-invariant kernels: each row of a batch is computed exactly as it would be alone (bitwise, CPU float32).
+
+Matrix kernels pick their algorithm by the number of rows (a matrix-vector product for one row, blocked matrix
+products for more), so the same row gives slightly different floats alone and in a batch, and greedy decoding can
+take another token. Inside `batch_invariant()` every call is put into one canonical form before it runs:
+
+- a product with a weight (`F.linear`, and the `weight @ x.T` form of `layers.linear` for a few rows) runs as
+  `F.linear` over a multiple of `ROW_MULTIPLE` rows, zero rows appended to fill the last group. The CPU matrix
+  kernels work on groups of rows and compute a row of a full group with the same reduction order whatever the
+  other rows are, but a single row (a matrix-vector product) or a part-filled last group takes other paths
+  (measured on the x86 kernels of torch's CPU build; `tests/serving` checks it on every run);
+- attention (`F.scaled_dot_product_attention`) runs one batch row at a time, on that row's real keys and queries
+  only (the padding columns and rows a mask hides are cut away), with no mask when what remains is fully visible
+  and SDPA's own causal mask when what remains is the plain causal pattern, as the same row has alone.
+
+Element-wise ops and per-row norms are row-independent already. The cost is the matrix product in place of the
+matrix-vector product for a single row (the padded rows), and one attention call per row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+ROW_MULTIPLE = 4  # rows in a full group of the CPU matrix kernels: such a row's floats do not depend on the others
+
+__all__ = ["batch_invariant", "BatchInvariantMode", "ROW_MULTIPLE"]
+
+
+def _padded_linear(x, weight, bias=None):
+    """F.linear over the rows of x, run on a multiple of ROW_MULTIPLE rows."""
+    rows = x.numel() // max(x.shape[-1], 1)
+    flat = x.reshape(rows, x.shape[-1])
+    missing = -rows % ROW_MULTIPLE or (ROW_MULTIPLE if rows == 0 else 0)
+    if missing:
+        flat = torch.cat([flat, flat.new_zeros(missing, flat.shape[1])])
+    out = F.linear(flat, weight, bias)[:rows]
+    return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
+def _is_row_columns(columns) -> bool:
+    """True for the `x.T` operand of `weight @ x.T` (layers.linear): the transpose of row-major rows."""
+    return columns.dim() == 2 and columns.stride(0) == 1 and columns.stride(1) != 1
+
+
+def _keep_mask(mask, dtype):
+    """Boolean view of an SDPA mask (True = attend); additive float masks hide with very negative values."""
+    if mask.dtype == torch.bool:
+        return mask
+    return mask > torch.finfo(mask.dtype).min / 2
+
+
+def _selector(flags):
+    """A slice when the True entries form one run (no copy), else an index tensor."""
+    where = flags.nonzero().flatten()
+    if where.numel() == 0:
+        return None
+    first, last = int(where[0]), int(where[-1])
+    return slice(first, last + 1) if last - first + 1 == where.numel() else where
+
+
+def _row_attention(q, k, v, keep, scale, enable_gqa):
+    """SDPA for one batch row (tensors with batch 1) in canonical form -> (output, query selector)."""
+    query_len = q.shape[2]
+    if keep is None:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=enable_gqa), slice(None)
+    per_query = keep.any(0)                                            # (mask queries, keys)
+    key_sel = _selector(per_query.any(0))
+    query_sel = _selector(per_query.any(1)) if per_query.shape[0] == query_len else slice(None)
+    if key_sel is None or query_sel is None:
+        return None, None
+    keep = keep[:, query_sel] if per_query.shape[0] == query_len else keep
+    keep = keep[..., key_sel]
+    q, k, v = q[:, :, query_sel], k[:, :, key_sel], v[:, :, key_sel]
+    causal = False
+    if bool(keep.all()):
+        keep = None
+    elif keep.shape[-2] == keep.shape[-1] == q.shape[2] and bool(
+            (keep == torch.ones_like(keep[0], dtype=torch.bool).tril()).all()):
+        keep, causal = None, True
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if keep is None else keep[None], is_causal=causal,
+                                         scale=scale, enable_gqa=enable_gqa)
+    return out, query_sel
+
+
+def _invariant_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+    if dropout_p:
+        raise ValueError("batch_invariant decoding needs dropout_p=0 in attention; call model.eval() first.")
+    if enable_gqa and q.shape[1] != k.shape[1]:  # one form for grouped queries: keys and values repeated per head
+        groups = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    enable_gqa = False
+    batch = q.shape[0]
+    if attn_mask is None and batch == 1:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
+    if is_causal and attn_mask is None:  # several rows, SDPA's own causal mask: each row alone, same call
+        return torch.cat([F.scaled_dot_product_attention(q[b:b + 1], k[b:b + 1], v[b:b + 1], is_causal=True,
+                                                         scale=scale, enable_gqa=enable_gqa) for b in range(batch)])
+    keep = None if attn_mask is None else _keep_mask(attn_mask, q.dtype)
+    out = q.new_zeros(*q.shape[:-1], v.shape[-1])                      # (batch, heads, queries, value dim)
+    for b in range(batch):
+        row_keep = None if keep is None else keep[b if keep.shape[0] > 1 else 0]
+        if row_keep is not None and row_keep.dim() == 2:
+            row_keep = row_keep[None]
+        result, query_sel = _row_attention(q[b:b + 1], k[b:b + 1], v[b:b + 1], row_keep, scale, enable_gqa)
+        if result is not None:
+            out[b:b + 1, :, query_sel] = result
+    return out
+
+
+class BatchInvariantMode(TorchFunctionMode):
+    """Runs linear layers and attention in their batch-invariant canonical forms (see the module docstring)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.linear:
+            return _padded_linear(*args, **kwargs)
+        if func is F.scaled_dot_product_attention:
+            return _invariant_attention(*args, **kwargs)
+        if func in (torch.mm, torch.Tensor.mm) and not kwargs and len(args) == 2 and _is_row_columns(args[1]):
+            weight, columns = args
+            return _padded_linear(columns.t(), weight).t()
+        if func is torch.addmm and not kwargs and len(args) == 3 and _is_row_columns(args[2]):
+            bias, weight, columns = args
+            if bias.dim() == 2 and bias.shape[1] == 1:
+                return _padded_linear(columns.t(), weight, bias[:, 0]).t()
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def batch_invariant(enabled: bool = True):
+    """Context in which model forward passes are batch-invariant (a no-op when `enabled` is False)."""
+    if not enabled:
+        yield
+        return
+    with BatchInvariantMode():
+        yield

@@ -1,0 +1,235 @@
+"""The scheduler: iteration-level (continuous) batching of generation requests over one causal LM.
+
+One worker thread owns the model. Each iteration it (1) drops cancelled requests, (2) prefills at most one waiting
+request alone (so a new prompt delays the running streams by one prefill, never more) and stores its keys and values
+in a free slot, (3) runs one decoding step over every running request. A request leaves the batch the moment it
+finishes or is cancelled; its slot is reused at once. Requests wait in a bounded queue while every slot is taken.
+
+With `invariant=True` the forward passes run in generation/batch_invariant.py's canonical forms, so a request's
+greedy tokens are bitwise those of `model.generate(..., do_sample=False, batch_invariant=True)` run alone, whatever
+else is in the batch. Without it each step uses the fastest kernels for its batch size: a request that runs alone
+gets generate()'s own tokens, and one in a batch may differ from them where two logits are within rounding.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from ..cache import DynamicCache
+from ..generation.batch_invariant import batch_invariant
+from .metrics import Metrics
+from .slots import KVSlots
+
+
+class QueueFullError(Exception):
+    """The waiting queue is at its bound (answered with 429)."""
+
+
+class ShuttingDownError(Exception):
+    """The engine no longer takes requests (answered with 503)."""
+
+
+@dataclass
+class GenerationRequest:
+    """One sequence to generate, with its sampling settings and the callback that receives its events.
+
+    `emit(kind, payload)` is called from the worker thread with ("token", (id, logprob entry or None)) and finally
+    ("done", finish_reason) where finish_reason is "stop", "length", "cancelled" or "error: ...".
+    """
+
+    prompt_ids: list
+    max_tokens: int
+    emit: object
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    top_logprobs: int | None = None        # None: no logprobs; 0..20: logprob of the token and that many others
+    eos_ids: frozenset = frozenset()
+    cancelled: bool = False
+    id: int = field(default_factory=itertools.count().__next__)
+    # worker-side state
+    generated: list = field(default_factory=list)
+    length: int = 0                        # tokens held in the request's slot
+    slot: int = -1
+    generator: torch.Generator | None = None
+    submitted: float = field(default_factory=time.monotonic)
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class Engine:
+    """Continuous batching over `model` with at most `max_batch` running and `max_queue` waiting requests."""
+
+    def __init__(self, model, max_batch: int = 8, max_queue: int = 64, max_len: int = 2048,
+                 invariant: bool = False, metrics: Metrics | None = None):
+        self.model, self.max_batch, self.max_queue, self.max_len = model, max_batch, max_queue, max_len
+        self.invariant = invariant
+        self.metrics = metrics or Metrics()
+        self.slots = KVSlots(max_batch, max_len)
+        self.waiting: collections.deque[GenerationRequest] = collections.deque()
+        self.running: list[GenerationRequest] = []
+        self.accepting = True
+        self._wake = threading.Condition()
+        self._stop = False
+        self._device = next(model.parameters()).device
+        self._cache_kw = "cache" if model._cache_argument() == "cache" else "past_key_values"
+        self._thread = threading.Thread(target=self._loop, name="leanformers-engine", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ requests in
+    def submit(self, requests: list[GenerationRequest]):
+        """Queue requests (all or none); QueueFullError when they do not fit, ShuttingDownError when stopping."""
+        with self._wake:
+            if not self.accepting:
+                raise ShuttingDownError("The server is shutting down and takes no new requests.")
+            if len(self.waiting) + len(requests) > self.max_queue:
+                raise QueueFullError(f"The queue is full ({self.max_queue} waiting requests); retry later.")
+            self.waiting.extend(requests)
+            self.metrics.queue_depth = len(self.waiting)
+            self._wake.notify()
+
+    def wake(self):
+        with self._wake:
+            self._wake.notify()
+
+    def shutdown(self, timeout: float = 10.0):
+        """Stop taking requests, cancel what is left, stop the worker (bounded by `timeout` seconds)."""
+        with self._wake:
+            self.accepting = False
+            for request in [*self.waiting, *self.running]:
+                request.cancel()
+            self._stop = True
+            self._wake.notify()
+        self._thread.join(timeout)
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.slots.allocated_bytes
+
+    # ------------------------------------------------------------------ worker
+    def _loop(self):
+        while True:
+            with self._wake:
+                while not self._stop and not self.waiting and not self.running:
+                    self._wake.wait(0.5)
+                if self._stop and not self.running and not self.waiting:
+                    return
+                admit = self.waiting.popleft() if self.waiting and len(self.running) < self.max_batch else None
+                self.metrics.queue_depth = len(self.waiting)
+            self._drop_cancelled()
+            if admit is not None:
+                try:
+                    self._prefill(admit)
+                except Exception as err:  # noqa: BLE001 - a failed prefill ends its own request only
+                    if admit in self.running:
+                        self.running.remove(admit)
+                    admit.emit("done", f"error: {type(err).__name__}: {err}")
+            if self.running:
+                try:
+                    self._decode_step()
+                except Exception as err:  # noqa: BLE001 - a failed step ends its requests, never the server
+                    for request in self.running:
+                        request.emit("done", f"error: {type(err).__name__}: {err}")
+                    self.running.clear()
+
+    def _drop_cancelled(self):
+        for request in [r for r in self.running if r.cancelled]:
+            self._finish(request, "cancelled")
+
+    def _context(self):
+        return batch_invariant(self.invariant)
+
+    @torch.inference_mode()
+    def _prefill(self, request: GenerationRequest):
+        if request.cancelled:
+            request.emit("done", "cancelled")
+            return
+        started = time.monotonic()
+        ids = torch.tensor([request.prompt_ids], dtype=torch.long, device=self._device)
+        cache = DynamicCache()
+        kwargs = {self._cache_kw: cache, "use_cache": True}
+        if self.model._supports_logits_to_keep():
+            kwargs["logits_to_keep"] = 1
+        with self._context():
+            out = self.model(input_ids=ids, return_dict=True, **kwargs)
+        request.slot = len(self.running)
+        request.length = self.slots.store(request.slot, cache)
+        if request.seed is not None:
+            request.generator = torch.Generator(device="cpu").manual_seed(int(request.seed))
+        self.running.append(request)
+        self.metrics.observe("prefill_seconds", time.monotonic() - started)
+        self.metrics.observe("ttft", time.monotonic() - request.submitted)
+        self.metrics.prompt_tokens += len(request.prompt_ids)
+        self._take(request, out.logits[0, -1].float())
+
+    @torch.inference_mode()
+    def _decode_step(self):
+        rows = self.running
+        lengths = torch.tensor([r.length for r in rows], dtype=torch.long)
+        tokens = torch.tensor([[r.generated[-1]] for r in rows], dtype=torch.long, device=self._device)
+        key_len = int(lengths.max()) + 1
+        mask = (torch.arange(key_len)[None] <= lengths[:, None]).long()  # (batch, keys): each row's own length
+        cache = self.slots.step_cache(lengths)
+        self.metrics.observe("batch_size", len(rows))
+        with self._context():
+            out = self.model(input_ids=tokens, attention_mask=mask.to(self._device),
+                             position_ids=lengths[:, None].to(self._device), use_cache=True, return_dict=True,
+                             **{self._cache_kw: cache})
+        logits = out.logits[:, -1].float().cpu()
+        for request in rows:  # every row's new key is stored before any row finishes and moves another's slot
+            request.length += 1
+        for request, row in zip(list(rows), logits):
+            self._take(request, row)
+
+    def _take(self, request: GenerationRequest, logits: torch.Tensor):
+        """Choose the next token of `request` from its logits, emit it, and finish the request when it is done."""
+        token, entry = choose_token(logits, request)
+        request.generated.append(token)
+        self.metrics.completion_tokens += 1
+        request.emit("token", (token, entry))
+        if token in request.eos_ids:
+            self._finish(request, "stop")
+        elif len(request.generated) >= request.max_tokens or request.length >= self.max_len:
+            self._finish(request, "length")
+
+    def _finish(self, request: GenerationRequest, reason: str):
+        index = self.running.index(request)
+        last = self.running.pop()
+        if last is not request:  # the last running request moves into the freed slot: slots stay 0..batch-1
+            self.slots.move(last.slot, index, last.length)
+            last.slot = index
+            self.running[index] = last
+        self.metrics.observe("latency", time.monotonic() - request.submitted)
+        request.emit("done", reason)
+
+
+def choose_token(logits: torch.Tensor, request: GenerationRequest):
+    """(token id, logprob entry or None) for one row of float32 logits."""
+    if request.temperature == 0:
+        token = int(logits.argmax())
+    else:
+        probs = (logits / request.temperature).softmax(-1)
+        if request.top_p < 1.0:
+            probs = _top_p(probs, request.top_p)
+        token = int(torch.multinomial(probs, 1, generator=request.generator))
+    if request.top_logprobs is None:
+        return token, None
+    logprobs = logits.log_softmax(-1)
+    top = logprobs.topk(request.top_logprobs) if request.top_logprobs else None
+    others = [] if top is None else list(zip(top.indices.tolist(), top.values.tolist()))
+    return token, (float(logprobs[token]), others)
+
+
+def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of likeliest tokens whose probability reaches top_p (at least one)."""
+    ordered, order = probs.sort(descending=True)
+    outside = ordered.cumsum(-1) - ordered > top_p
+    ordered[outside] = 0.0
+    return torch.zeros_like(probs).scatter_(-1, order, ordered)

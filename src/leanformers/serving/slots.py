@@ -1,0 +1,86 @@
+"""Key/value memory of the server: a fixed number of slots, each long enough for one request, allocated once.
+
+Slot `i` holds the keys and values of the `i`-th running request; running requests always occupy slots
+0..batch-1 (a finished request's slot is refilled by the last one), so a decoding step reads a plain prefix view of
+each buffer, never a gathered copy. The memory is `slots * max_len * bytes_per_token`, fixed when the first prompt
+arrives (when the layer shapes are known) and never grown; a request waits in the queue while every slot is taken.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..cache import Cache
+
+
+class KVSlots:
+    """Per-layer (slots, kv_heads, max_len, head_dim) key and value buffers."""
+
+    def __init__(self, slots: int, max_len: int):
+        self.slots, self.max_len = slots, max_len
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+
+    @property
+    def allocated_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
+
+    def _allocate(self, cache: Cache):
+        for keys, values in cache:
+            shape = (self.slots, keys.shape[1], self.max_len, keys.shape[3])
+            self.keys.append(keys.new_zeros(shape))
+            self.values.append(values.new_zeros((self.slots, values.shape[1], self.max_len, values.shape[3])))
+
+    def store(self, slot: int, cache: Cache) -> int:
+        """Copy a one-row prefill cache into `slot`; returns the number of tokens stored."""
+        if not self.keys:
+            self._allocate(cache)
+        length = 0
+        for layer, (keys, values) in enumerate(cache):
+            length = keys.shape[2]
+            self.keys[layer][slot, :, :length].copy_(keys[0])
+            self.values[layer][slot, :, :length].copy_(values[0])
+        return length
+
+    def move(self, source: int, target: int, length: int):
+        """Copy the first `length` positions of slot `source` into slot `target`."""
+        for buffers in (self.keys, self.values):
+            for buffer in buffers:
+                buffer[target, :, :length].copy_(buffer[source, :, :length])
+
+    def step_cache(self, lengths: torch.Tensor) -> StepCache:
+        """The cache a decoding step of rows 0..len(lengths)-1 hands the model."""
+        return StepCache(self, lengths)
+
+
+class StepCache(Cache):
+    """One decoding step over slots 0..batch-1, each at its own length: the new key of row `b` is written at
+    position `lengths[b]`, and attention sees positions 0..max(lengths) of each row (the model's attention mask
+    hides the positions past a row's own length)."""
+
+    def __init__(self, slots: KVSlots, lengths: torch.Tensor):
+        super().__init__()
+        self.store, self.lengths = slots, lengths
+        self.rows = torch.arange(lengths.shape[0])
+        self.key_len = int(lengths.max()) + 1
+
+    def update(self, key_states, value_states, layer_idx: int, cache_kwargs=None, **_ignored):
+        batch = key_states.shape[0]
+        keys, values = self.store.keys[layer_idx], self.store.values[layer_idx]
+        keys[self.rows, :, self.lengths] = key_states[:, :, 0]        # (batch, kv_heads, head_dim) at each length
+        values[self.rows, :, self.lengths] = value_states[:, :, 0]
+        return keys[:batch, :, :self.key_len], values[:batch, :, :self.key_len]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.key_len - 1
+
+    def __len__(self) -> int:
+        return len(self.store.keys)
+
+    @property
+    def is_initialized(self) -> bool:
+        return True
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.lengths.shape[0])

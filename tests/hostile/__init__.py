@@ -1,0 +1,1 @@
+"""Hostile files and text: every reader fails with leanformers' documented errors, nothing runs, nothing leaks."""
