@@ -54,6 +54,9 @@ def _read_index(path) -> dict:
     if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
         raise CheckpointError(f"{path} has no 'weight_map'; it is not a sharded-checkpoint index. Re-download "
                               f"the checkpoint.")
+    if not index["weight_map"]:
+        raise CheckpointError(f"{path} lists no weights in its 'weight_map'; the index is damaged. Re-download the "
+                              f"checkpoint.")
     for key, shard in index["weight_map"].items():
         if not isinstance(shard, str) or not shard:
             raise CheckpointError(f"{path} maps the weight {key!r} to {shard!r}, not a file name; the index is "

@@ -226,28 +226,16 @@ def _inputs(args):
     return source
 
 
-def _jsonable(value):
-    """Pipeline outputs -> JSON types (numpy scalars, arrays and tensors become numbers and lists)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
 def command_run(args) -> int:
     from .pipelines import pipeline
+    from .pipelines.base import jsonable
 
     kwargs = pipeline_kwargs(args)
     pipe = pipeline(args.task, model=args.model, tokenizer=args.tokenizer, revision=args.revision,
                     device=_device(args.device), dtype=args.dtype, batch_size=args.batch_size,
                     progress_bar=args.progress)
     for result in pipe((item for item in _inputs(args)), **kwargs):
-        sys.stdout.write(json.dumps(_jsonable(result), ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(jsonable(result), ensure_ascii=False) + "\n")
         sys.stdout.flush()
     return 0
 

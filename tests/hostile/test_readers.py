@@ -104,6 +104,7 @@ def test_safetensors_header_lies(bert):
     ({"a": "../outside.safetensors"}, UnsafePathError, "stay inside its folder"),
     ({"a": "/etc/passwd"}, UnsafePathError, "stay inside its folder"),
     ([1, 2], CheckpointError, "no 'weight_map'"),
+    ({}, CheckpointError, "lists no weights"),
 ])
 def test_index_files(tmp_path, weight_map, error, words):
     folder = files.tiny_bert(tmp_path / "sharded", max_shard_size="10KB")
@@ -132,6 +133,14 @@ def test_tokenizer_config_value_of_the_wrong_type(wordpiece, key, value):
     _edit_json(wordpiece / "tokenizer_config.json", **{key: value})
     with pytest.raises(TokenizerError, match=f"tokenizer_config.json sets {key}"):
         leanformers.AutoTokenizer.from_pretrained(wordpiece)
+
+
+def test_unk_token_missing_from_the_vocabulary(wordpiece):
+    """An unk_token the vocabulary lacks (a damaged special_tokens_map.json): unknown tokens get no id (None),
+    rather than a lookup of the unk token's own id without end."""
+    tokenizer = leanformers.AutoTokenizer.from_pretrained(wordpiece)
+    tokenizer._special_tokens_map["unk_token"] = "[NOT-THERE]"
+    assert tokenizer.unk_token_id is None and tokenizer.convert_tokens_to_ids("[ALSO-NOT-THERE]") is None
 
 
 def test_added_tokens_json_with_a_bad_id(wordpiece):

@@ -238,3 +238,13 @@ def test_pipelines_match_reference(task, name, inputs, tmp_path):
     transformers.logging.set_verbosity_error()
     expected = transformers.pipeline(task, model=str(tmp_path), device="cpu")(inputs)
     assert_same(leanformers.pipeline(task, model=str(tmp_path), device="cpu")(inputs), expected)
+
+
+def test_question_answering_pipeline_refuses_a_tokenizer_without_offsets(tmp_path):
+    """The answer is cut from the context by character offsets, which the Moses-based tokenizer cannot give
+    (transformers 4.55's pipeline fails inside with a KeyError); the error names the tokenizer and the way out."""
+    vocab_size = tokenizer_files(tmp_path)
+    build("XLMForQuestionAnsweringSimple", tmp_path, vocab_size=vocab_size)
+    pipe = leanformers.pipeline("question-answering", model=str(tmp_path), device="cpu")
+    with pytest.raises(ValueError, match="character offsets; XLMTokenizer does not"):
+        pipe(question="where is the cat ?", context="the cat sat on the mat .")

@@ -223,10 +223,12 @@ class BertLMPredictionHead(nn.Module):
 class BertPreTrainingHeads(nn.Module):
     """`cls` of the heads: `predictions` (masked-LM scores) and/or `seq_relationship` (next-sentence scores)."""
 
+    prediction_head_class = BertLMPredictionHead
+
     def __init__(self, config, mlm: bool = True, nsp: bool = True):
         super().__init__()
         if mlm:
-            self.predictions = BertLMPredictionHead(config)
+            self.predictions = self.prediction_head_class(config)
         if nsp:
             self.seq_relationship = nn.Linear(config.hidden_size, 2)
 

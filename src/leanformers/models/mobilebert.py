@@ -20,7 +20,7 @@ from ..layers import (attention, expand_head_mask, merge_heads, output_flags, pa
                       split_heads)
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutputWithPooling, pack
-from .bert import WordEmbeddings
+from .bert import BertPreTrainingHeads, WordEmbeddings
 
 NORMALIZATION_TYPES = ("no_norm", "layer_norm")
 
@@ -329,20 +329,10 @@ class MobileBertPredictionHeadTransform(nn.Module):
         return self.LayerNorm(self.transform_act_fn(self.dense(hidden)))
 
 
-class MobileBertPreTrainingHeads(nn.Module):
-    """`cls` of the heads: `predictions` (masked-LM scores) and/or `seq_relationship` (next-sentence scores)."""
+class MobileBertPreTrainingHeads(BertPreTrainingHeads):
+    """`cls` of the heads, as BERT's, with MobileBERT's masked-LM head."""
 
-    def __init__(self, config, mlm: bool = True, nsp: bool = True):
-        super().__init__()
-        if mlm:
-            self.predictions = MobileBertLMPredictionHead(config)
-        if nsp:
-            self.seq_relationship = nn.Linear(config.hidden_size, 2)
-
-    def forward(self, hidden=None, pooled=None):
-        """(MLM scores, NSP scores), each None when its input is absent."""
-        return (self.predictions(hidden) if hidden is not None else None,
-                self.seq_relationship(pooled) if pooled is not None else None)
+    prediction_head_class = MobileBertLMPredictionHead
 
 
 class MobileBertPreTrainedModel(PreTrainedModel):

@@ -360,3 +360,16 @@ def encoding_rows(encoding, keys=None) -> list[dict]:
 
 def model_input_names(tokenizer) -> list[str]:
     return list(getattr(tokenizer, "model_input_names", None) or ["input_ids", "attention_mask"])
+
+
+def jsonable(value):
+    """Pipeline outputs -> JSON types (numpy scalars, arrays and tensors become numbers and lists)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return value

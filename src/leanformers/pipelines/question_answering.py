@@ -196,6 +196,12 @@ class QuestionAnsweringPipeline(ChunkPipeline):
                    "encoding": encoded[index], "model_inputs": model_inputs}
 
     def _encode(self, example, question_first, padding, max_seq_len, doc_stride):
+        if not self.tokenizer.is_fast:
+            # the answer is cut from the context by character offsets, which these tokenizers cannot give
+            raise PipelineInputError(
+                f"question-answering needs a tokenizer that returns character offsets; {type(self.tokenizer).__name__}"
+                f" does not (its text step rewrites the text). Call the model's question-answering head directly, or "
+                f"use a model whose tokenizer has a tokenizer.json.")
         first, second = ((example.question_text, example.context_text) if question_first
                          else (example.context_text, example.question_text))
         try:

@@ -76,7 +76,9 @@ class TaskRunner:
                 result = _call(pipe, task, inputs, parameters)
             except (TypeError, ValueError, KeyError) as err:
                 raise APIError(400, f"The {task} pipeline rejected the input: {err}", param="inputs") from None
-        return {"task": task, "model": self.served.name, "result": _jsonable(result)}
+        from ..pipelines.base import jsonable
+
+        return {"task": task, "model": self.served.name, "result": jsonable(result)}
 
     def _pipeline(self, task: str):
         if task not in self._pipelines:
@@ -105,16 +107,3 @@ def _encode(vector, encoding: str):
     if encoding == "base64":
         return base64.b64encode(vector.numpy().astype("<f4").tobytes()).decode("ascii")
     return vector.tolist()
-
-
-def _jsonable(value):
-    """Pipeline outputs -> JSON types (numpy scalars, arrays and tensors become numbers and lists)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return value

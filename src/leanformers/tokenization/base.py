@@ -439,7 +439,9 @@ class PreTrainedTokenizerFast(EncodeMixin):
             return None
         if isinstance(tokens, str):
             index = self._tokenizer.token_to_id(tokens)
-            return self.unk_token_id if index is None else index
+            unknown = self.__dict__.get("_special_tokens_map", {}).get("unk_token")
+            # an unk_token missing from the vocabulary (a damaged special_tokens_map.json) has no id itself
+            return self.unk_token_id if index is None and tokens != str(unknown) else index
         return [self.convert_tokens_to_ids(token) for token in tokens]
 
     def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
