@@ -105,3 +105,12 @@ def test_real_templates_are_unaffected(tokenizer):
                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
     assert tokenizer.apply_chat_template(CONVERSATION, chat_template=template, tokenize=False,
                                          add_generation_prompt=True) == "<|user|>hi<|assistant|>"
+
+
+@pytest.mark.parametrize("template", ["\ufdd1", "{{ messages[0]['content'] }}"])
+def test_generation_marker_characters_in_the_output_are_refused(tokenizer, template):
+    """U+FDD0/U+FDD1 mark {% generation %} blocks while rendering; written by a template or a message they get a
+    clear error (the long fuzz run found a stray closing marker escaping as an UnboundLocalError)."""
+    messages = [{"role": "user", "content": "a \ufdd1 b"}]
+    with pytest.raises(TokenizerError, match="U\\+FDD1"):
+        tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)

@@ -409,12 +409,17 @@ def _cut_after_final(rendered: str, final: str) -> str:
 
 def _locate_generation(rendered: str) -> tuple[str, list[tuple[int, int]]]:
     """Remove the {% generation %} markers; return the text and the character spans they enclosed."""
-    spans, out, length = [], [], 0
+    spans, out, length, start = [], [], 0, None
     for piece in re.split(f"({_OPEN}|{_CLOSE})", rendered):
         if piece == _OPEN:
             start = length
         elif piece == _CLOSE:
+            if start is None:  # the marker character came from the template or a message, not from {% generation %}
+                raise TokenizerError(f"The chat template's output holds U+{ord(_CLOSE):04X}, the character that marks "
+                                     f"the end of a {{% generation %}} block; remove it from the template or the "
+                                     f"messages.")
             spans.append((start, length))
+            start = None
         else:
             out.append(piece)
             length += len(piece)
