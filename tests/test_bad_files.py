@@ -3,6 +3,7 @@ say what to do; nothing in a checkpoint runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 import leanformers
-from leanformers.errors import CheckpointError, TokenizerError
+from leanformers.errors import CheckpointError, ConfigError, TokenizerError
 
 
 @pytest.fixture
@@ -74,3 +75,17 @@ def test_lone_surrogates_are_named(splade_dir, text, where):
     with pytest.raises(TokenizerError, match=where) as caught:
         tokenizer(text)
     assert "truncation" not in str(caught.value)
+
+
+def test_head_width_no_model_has_is_refused(tmp_path):
+    """Tables such as rotary frequencies are built at the head width when the model is built, so a hostile
+    head_dim (from config.json or a GGUF's rope.dimension_count) must stop at the config, not allocate gigabytes
+    (the long fuzz run found a GGUF whose mutated rope.dimension_count took 20 s and 2 GB to refuse)."""
+    config = leanformers.LlamaConfig(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=64)
+    config.save_pretrained(tmp_path)
+    settings = json.loads((tmp_path / "config.json").read_text())
+    settings["head_dim"] = 1073741840
+    (tmp_path / "config.json").write_text(json.dumps(settings))
+    with pytest.raises(ConfigError, match="head_dim=1073741840.*at most 65536"):
+        leanformers.AutoModelForCausalLM.from_pretrained(tmp_path)

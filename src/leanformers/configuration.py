@@ -46,6 +46,9 @@ _SPECIAL_FLOATS = {"Infinity": float("inf"), "-Infinity": float("-inf"), "NaN": 
 # even on the meta device), so the file is damaged or hostile.
 MAX_CONFIG_INT = 2**40
 MAX_LAYERS = 4096
+# the width of one attention head (real models: 64 to 512); tables such as rotary frequencies are built at this size
+MAX_HEAD_DIM = 2**16
+_HEAD_DIM_KEYS = ("head_dim", "d_head", "d_kv", "kv_channels", "rotary_dim")
 
 
 class PretrainedConfig:
@@ -319,7 +322,8 @@ def _all_ints(values: list) -> bool:
 def _check_number(key: str, value, source: str):
     if type(value) is not int:
         return
-    limit = MAX_LAYERS if "layers" in key or key in ("n_layer", "num_layers") else MAX_CONFIG_INT
+    limit = MAX_LAYERS if "layers" in key or key in ("n_layer", "num_layers") else \
+        MAX_HEAD_DIM if key in _HEAD_DIM_KEYS else MAX_CONFIG_INT
     if not -MAX_CONFIG_INT <= value <= limit:
         raise ConfigError(f"{source} states {key}={_short(value)}, beyond what any model holds (at most {limit}); "
                           f"the file is damaged or hostile. Fix or re-download it.")
