@@ -84,3 +84,16 @@ def test_no_two_parts_import_each_other():
     edges = part_imports()
     cycles = [(a, b) for a, b in itertools.combinations(sorted(edges), 2) if b in edges[a] and a in edges.get(b, ())]
     assert cycles == []
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(("leanformers", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
+def test_no_two_modules_import_each_other():
+    """Also inside a part (a folder): two modules that import each other share a piece that belongs lower."""
+    edges = {_module_name(path): imported_modules(path) for path in PACKAGE.rglob("*.py")}
+    cycles = [(a, b) for a, b in itertools.combinations(sorted(edges), 2)
+              if b in edges[a] and a in edges[b] and not (a == "leanformers" or b == "leanformers")]
+    assert cycles == []

@@ -103,7 +103,7 @@ def _save_tokenizer(model_id, output_dir, load_kwargs):
 def validate_onnx(graph, path: str, atol: float = TOLERANCE) -> float:
     """Run the file in ONNX Runtime on the graph's test cases and compare with PyTorch -> the largest difference
     (over the positions that count); raises ValueError above `atol`."""
-    from .ort import session
+    from .runtime import session
 
     runtime = session(path)
     worst = 0.0

@@ -17,21 +17,12 @@ from ..generation.utils import GenerationMixin
 from ..outputs import (BaseModelOutput, CausalLMOutputWithPast, MaskedLMOutput, QuestionAnsweringModelOutput,
                        Seq2SeqLMOutput, SequenceClassifierOutput, TokenClassifierOutput)
 from .onnx import EXPORT_INFO, ONNX_FILE, ONNX_TASKS, SEQ2SEQ_FILES
+from .runtime import session
 
 _OUTPUT_CLASSES = {"feature-extraction": BaseModelOutput, "fill-mask": MaskedLMOutput,
                    "text-classification": SequenceClassifierOutput, "token-classification": TokenClassifierOutput,
                    "question-answering": QuestionAnsweringModelOutput}
 _IGNORED = ("return_dict", "output_attentions", "output_hidden_states", "use_cache")
-
-
-def session(path: str, options=None, providers=None):
-    """An onnxruntime.InferenceSession of `path` (CPU unless `providers` says otherwise)."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ImportError("Running ONNX models needs onnxruntime: pip install 'leanformers[onnx]'.") from None
-    return onnxruntime.InferenceSession(str(path), sess_options=options,
-                                        providers=providers or ["CPUExecutionProvider"])
 
 
 def is_onnx_folder(path) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .decoding import GrowingInputs, Recorder
+from .decoding import GrowingInputs, Recorder, reorder_cache
 from .legacy_beams import BeamHypotheses, constrained_beam_search, group_beam_search
 from .outputs import output_for
 
@@ -24,19 +24,6 @@ def _gather(tensor, index):
 
 def _flat(tensor):
     return tensor.reshape(tensor.shape[0] * tensor.shape[1], *tensor.shape[2:])
-
-
-def _reorder_cache(model, model_kwargs, beam_idx):
-    name = model._cache_argument()
-    cache = model_kwargs.get(name) if name else None
-    if cache is None:
-        return
-    if hasattr(model, "_reorder_cache"):
-        model_kwargs[name] = model._reorder_cache(cache, beam_idx)
-    elif hasattr(cache, "reorder_cache"):
-        cache.reorder_cache(beam_idx)
-    else:
-        raise TypeError(f"{type(model).__name__}'s cache cannot be reordered, so beam search cannot use it.")
 
 
 class _Beams:
@@ -144,7 +131,7 @@ def beam_search(self, input_ids, logits_processor, stopping_criteria, generation
             state.advance_running(scores, sequences, origin, hits)
             state.advance_finished(scores, sequences, origin, hits, cur_len, config.length_penalty,
                                    config.early_stopping)
-            _reorder_cache(self, model_kwargs, _flat(state.running_origin[..., cur_len - state.prompt]))
+            reorder_cache(self, model_kwargs, _flat(state.running_origin[..., cur_len - state.prompt]))
             cur_len += 1
             state.update_improvable(cur_len, max_length, config.length_penalty, config.early_stopping)
             finished = not state.should_continue(hits, config.early_stopping)

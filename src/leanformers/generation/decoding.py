@@ -282,3 +282,17 @@ def _chosen_outputs(model, candidates, cache, flat):
     if model._is_encoder_decoder:
         fields["cross_attentions"] = pick(candidates.get("cross_attentions"))
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def reorder_cache(model, model_kwargs, beam_idx):
+    """Reorder the key/value cache in `model_kwargs` along the beams chosen by `beam_idx` (in place)."""
+    name = model._cache_argument()
+    cache = model_kwargs.get(name) if name else None
+    if cache is None:
+        return
+    if hasattr(model, "_reorder_cache"):
+        model_kwargs[name] = model._reorder_cache(cache, beam_idx)
+    elif hasattr(cache, "reorder_cache"):
+        cache.reorder_cache(beam_idx)
+    else:
+        raise TypeError(f"{type(model).__name__}'s cache cannot be reordered, so beam search cannot use it.")

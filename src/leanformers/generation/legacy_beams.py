@@ -10,7 +10,7 @@ import torch
 
 from ..errors import ConfigError
 from .beam_constraints import ConstraintListState, DisjunctiveConstraint, PhrasalConstraint
-from .decoding import GrowingInputs, Recorder
+from .decoding import GrowingInputs, Recorder, reorder_cache
 from .outputs import output_for
 
 
@@ -320,12 +320,6 @@ def _step_logits(model, input_ids, config, model_kwargs, growing, first):
     return outputs
 
 
-def _reorder(model, model_kwargs, index):
-    from .beam_search import _reorder_cache
-
-    _reorder_cache(model, model_kwargs, index)
-
-
 def group_beam_search(self, input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus=False,
                       streamer=None, **model_kwargs):
     """Diverse beam search: `num_beam_groups` groups of beams, each penalised for the tokens of earlier groups."""
@@ -376,7 +370,7 @@ def group_beam_search(self, input_ids, logits_processor, stopping_criteria, gene
         recorder.add(processed, outputs.logits[:, -1, :], outputs)
         del outputs
         input_ids = torch.cat([input_ids, current[:, None]], dim=-1)
-        _reorder(self, model_kwargs, reorder)
+        reorder_cache(self, model_kwargs, reorder)
         if scorer.is_done or bool(stopping_criteria(input_ids, recorder.scores).all()):
             break
     result = scorer.finalize(input_ids, beam_scores, stopping_criteria.max_length, pad=pad, eos=eos,
@@ -430,7 +424,7 @@ def constrained_beam_search(self, input_ids, logits_processor, stopping_criteria
         beam_scores = picked["next_beam_scores"]
         chosen = picked["next_beam_indices"]
         input_ids = torch.cat([input_ids[chosen, :], picked["next_beam_tokens"][:, None]], dim=-1)
-        _reorder(self, model_kwargs, chosen)
+        reorder_cache(self, model_kwargs, chosen)
         if beam_indices is not None:
             beam_indices = tuple(beam_indices[chosen[i]] + (chosen[i],) for i in range(len(beam_indices)))
         if scorer.is_done or bool(stopping_criteria(input_ids, recorder.scores).all()):
