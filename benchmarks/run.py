@@ -36,8 +36,20 @@ def child_env(threads: int) -> dict:
     return env
 
 
-def run_one(name: str, lib: str, case: dict, args) -> dict:
-    command = [sys.executable, str(HERE / "worker.py"), name, lib, json.dumps(case), f"--threads={args.threads}"]
+def libraries_of(workload) -> tuple[str, ...]:
+    """The libraries a workload compares, leanformers first (most compare with transformers only)."""
+    return tuple(getattr(workload, "LIBRARIES", LIBRARIES))
+
+
+def python_of(workload, lib: str) -> str:
+    """The interpreter that measures `lib`: a workload may run a reference that only an older venv has."""
+    return str(getattr(workload, "PYTHONS", {}).get(lib, sys.executable))
+
+
+def run_one(workload, lib: str, case: dict, args) -> dict:
+    name = workload.__name__.rsplit(".", 1)[-1]
+    command = [python_of(workload, lib), str(HERE / "worker.py"), name, lib, json.dumps(case),
+               f"--threads={args.threads}"]
     if args.quick:
         command.append("--quick")
     start = time.perf_counter()
@@ -57,7 +69,7 @@ def run_one(name: str, lib: str, case: dict, args) -> dict:
 
 
 def compare(metric: tuple[str, str], ours: dict, theirs: dict) -> float | None:
-    """Speedup of leanformers over transformers on the workload's metric (above 1: leanformers better)."""
+    """Speedup of leanformers over another library on the workload's metric (above 1: leanformers better)."""
     key, better = metric
     if key not in ours or key not in theirs or not ours[key] or not theirs[key]:
         return None
@@ -73,18 +85,22 @@ def run_workload(name: str, args) -> list[dict]:
     rows = []
     for case in workload.cases(args.quick):
         row = {"workload": name, "case": case, "metric": workload.METRIC[0], "better": workload.METRIC[1]}
-        rounds = {lib: [] for lib in LIBRARIES}
+        libraries = libraries_of(workload)
+        row["libraries"] = list(libraries)
+        rounds = {lib: [] for lib in libraries}
         for index in range(args.rounds):
-            # alternate which library goes first, so drift on a shared machine hits both alike
-            for lib in (LIBRARIES if index % 2 == 0 else LIBRARIES[::-1]):
-                rounds[lib].append(run_one(name, lib, case, args))
+            # alternate the order, so drift on a shared machine hits every library alike
+            for lib in (libraries if index % 2 == 0 else libraries[::-1]):
+                rounds[lib].append(run_one(workload, lib, case, args))
                 print(f"  {name} {case} {lib}: {describe(rounds[lib][-1], workload.METRIC[0])}", flush=True)
-        for lib in LIBRARIES:
+        for lib in libraries:
             row[lib] = pick_round(rounds[lib], workload.METRIC)
-        row["speedup"] = compare(workload.METRIC, row["leanformers"], row["transformers"])
-        prints = [row[lib].get("fingerprint") for lib in LIBRARIES]
-        if None not in prints:  # a speedup only counts if both libraries produced the same result
-            row["same_output"] = prints[0] == prints[1]
+        ours, *others = libraries
+        row["speedups"] = {lib: compare(workload.METRIC, row[ours], row[lib]) for lib in others}
+        row["speedup"] = row["speedups"].get("transformers", row["speedups"][others[0]])
+        prints = [row[lib].get("fingerprint") for lib in libraries]
+        if None not in prints:  # a speedup only counts if every library produced the same result
+            row["same_output"] = len(set(prints)) == 1
         rows.append(row)
     return rows
 
@@ -117,23 +133,25 @@ def metadata(args) -> dict:
 
 
 def print_table(rows: list[dict]):
-    print(f"\n{'workload':<12} {'case':<44} {'metric':<16} {'leanformers':>12} {'transformers':>12} {'speedup':>8}")
+    print(f"\n{'workload':<12} {'case':<44} {'metric':<16} values (speedup of leanformers over each other library)")
     for row in rows:
         case = ",".join(f"{k}={v}" for k, v in row.get("case", {}).items())
         if "error" in row:
             print(f"{row['workload']:<12} {case:<44} ERROR {row['error']}")
             continue
+        libraries = row.get("libraries", LIBRARIES)
         cells = []
-        for lib in LIBRARIES:
+        for lib in libraries:
             value = row[lib].get(row["metric"])
-            cells.append(f"{value:>12.4g}" if value is not None else f"{'error':>12}")
-        speedup = f"{row['speedup']:>7.2f}x" if row["speedup"] else f"{'-':>8}"
+            speedup = row.get("speedups", {}).get(lib)
+            cells.append(f"{lib} {value:.4g}" if value is not None else f"{lib} error")
+            cells[-1] += f" ({speedup:.2f}x)" if speedup else ""
         mismatch = "  OUTPUTS DIFFER" if row.get("same_output") is False else ""
-        print(f"{row['workload']:<12} {case[:44]:<44} {row['metric']:<16} {cells[0]} {cells[1]} {speedup}{mismatch}")
-        extra = row["leanformers"].get("peak_rss_delta_mb"), row["transformers"].get("peak_rss_delta_mb")
+        print(f"{row['workload']:<12} {case[:44]:<44} {row['metric']:<16} {' | '.join(cells)}{mismatch}")
+        extra = [row[lib].get("peak_rss_delta_mb") for lib in libraries]
         if None not in extra:
-            print(f"{'':<12} {'':<44} {'peak_rss_mb':<16} {extra[0]:>12.1f} {extra[1]:>12.1f} "
-                  f"{extra[1] / extra[0] if extra[0] else float('nan'):>7.2f}x")
+            print(f"{'':<12} {'':<44} {'peak_rss_mb':<16} " + " | ".join(f"{lib} {mb:.1f}" for lib, mb in
+                                                                          zip(libraries, extra)))
 
 
 def main(argv=None) -> int:
