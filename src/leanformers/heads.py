@@ -116,6 +116,27 @@ class FirstTokenClassifier(ClassificationHead):
         return super().forward(hidden[:, 0])
 
 
+class OutputEmbeddings:
+    """Mixin of the language-model heads (listed before the family's PreTrainedModel): the module at `lm_head_path`
+    scores the vocabulary (`lm_scores`) and its `decoder` is the output embeddings. With `lm_bias_follows`,
+    set_output_embeddings also makes the new decoder's bias the head's `bias`, as the family's reference does."""
+
+    lm_head_path = "lm_head"
+    lm_bias_follows = False
+
+    def get_output_embeddings(self):
+        return self.get_submodule(self.lm_head_path).decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        head = self.get_submodule(self.lm_head_path)
+        head.decoder = new_embeddings
+        if self.lm_bias_follows:
+            head.bias = new_embeddings.bias
+
+    def lm_scores(self, hidden):
+        return self.get_submodule(self.lm_head_path)(hidden)
+
+
 # ---------------------------------------------------------------------- BERT-style encoder heads
 ENCODER_ARGS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "head_mask", "inputs_embeds",
                 "encoder_hidden_states", "encoder_attention_mask", "past_key_values", "output_attentions",

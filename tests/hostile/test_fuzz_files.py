@@ -68,19 +68,26 @@ def _json(path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _fuzz_file(data, work, source, name: str, step, focus: int | None = None, parsed=None):
+    """Loads `source` with `name` mutated: its bytes (edits in the first `focus` bytes mostly), or, when `parsed`
+    (its JSON) is given, either that JSON mutated or its bytes."""
+    strategy = mutated_bytes((source / name).read_bytes(), focus=focus)
+    if parsed is not None:
+        strategy = mutated_json(parsed) | strategy
+    _run(name, work, source, {name: data.draw(strategy)}, step)
+
+
 # ---------------------------------------------------------------------------------------------- configs
 @settings(max_examples=budget(150))
 @given(data=st.data())
 def test_config_json(sources, work, data):
     source = sources["bert"]
-    mutated = data.draw(mutated_json(_json(source / "config.json")) | mutated_bytes((source / "config.json")
-                                                                                   .read_bytes()))
 
     def step(folder):
         leanformers.AutoConfig.from_pretrained(folder)
         _load_model(folder)
 
-    _run("config.json", work, source, {"config.json": mutated}, step)
+    _fuzz_file(data, work, source, "config.json", step, parsed=_json(source / "config.json"))
 
 
 @settings(max_examples=budget(100))
@@ -101,27 +108,22 @@ def test_generation_config_json(sources, work, data):
 @given(data=st.data())
 def test_safetensors(sources, work, data):
     source = sources["bert"]
-    blob = (source / "model.safetensors").read_bytes()
-    header = 8 + struct.unpack("<Q", blob[:8])[0]
-    mutated = data.draw(mutated_bytes(blob, focus=header))
-    _run("model.safetensors", work, source, {"model.safetensors": mutated}, _load_model)
+    header = 8 + struct.unpack("<Q", (source / "model.safetensors").read_bytes()[:8])[0]
+    _fuzz_file(data, work, source, "model.safetensors", _load_model, focus=header)
 
 
 @settings(max_examples=budget(75))
 @given(data=st.data())
 def test_safetensors_index(sources, work, data):
     source = sources["sharded"]
-    index = source / "model.safetensors.index.json"
-    mutated = data.draw(mutated_json(_json(index)) | mutated_bytes(index.read_bytes()))
-    _run("model.safetensors.index.json", work, source, {index.name: mutated}, _load_model)
+    name = "model.safetensors.index.json"
+    _fuzz_file(data, work, source, name, _load_model, parsed=_json(source / name))
 
 
 @settings(max_examples=budget(75))
 @given(data=st.data())
 def test_pytorch_model_bin(sources, work, data):
-    source = sources["bin"]
-    mutated = data.draw(mutated_bytes((source / "pytorch_model.bin").read_bytes()))
-    _run("pytorch_model.bin", work, source, {"pytorch_model.bin": mutated}, _load_model)
+    _fuzz_file(data, work, sources["bin"], "pytorch_model.bin", _load_model)
 
 
 # ---------------------------------------------------------------------------------------------- tokenizers
@@ -129,11 +131,9 @@ def test_pytorch_model_bin(sources, work, data):
 @given(data=st.data())
 def test_tokenizer_json(sources, work, data):
     source = sources["wordpiece"]
-    original = (source / "tokenizer.json").read_bytes()
-    parsed = json.loads(original)
+    parsed = _json(source / "tokenizer.json")
     parsed["model"]["vocab"] = dict(list(parsed["model"]["vocab"].items())[:150])  # fewer places to mutate
-    mutated = data.draw(mutated_json(parsed) | mutated_bytes(original, focus=4000))
-    _run("tokenizer.json", work, source, {"tokenizer.json": mutated}, _load_tokenizer)
+    _fuzz_file(data, work, source, "tokenizer.json", _load_tokenizer, focus=4000, parsed=parsed)
 
 
 @pytest.mark.parametrize("name", ["tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"])
@@ -141,16 +141,13 @@ def test_tokenizer_json(sources, work, data):
 @given(data=st.data())
 def test_tokenizer_side_files(sources, work, data, name):
     source = sources["wordpiece"]
-    mutated = data.draw(mutated_json(_json(source / name)) | mutated_bytes((source / name).read_bytes()))
-    _run(name, work, source, {name: mutated}, _load_tokenizer)
+    _fuzz_file(data, work, source, name, _load_tokenizer, parsed=_json(source / name))
 
 
 @settings(max_examples=budget(62))
 @given(data=st.data())
 def test_vocab_txt(sources, work, data):
-    source = sources["vocab_txt"]
-    mutated = data.draw(mutated_bytes((source / "vocab.txt").read_bytes()))
-    _run("vocab.txt", work, source, {"vocab.txt": mutated}, _load_tokenizer)
+    _fuzz_file(data, work, sources["vocab_txt"], "vocab.txt", _load_tokenizer)
 
 
 @settings(max_examples=budget(62))
@@ -167,9 +164,7 @@ def test_vocab_json_and_merges(sources, work, data):
 @settings(max_examples=budget(50))
 @given(data=st.data())
 def test_sentencepiece_model(sources, work, data):
-    source = sources["spm"]
-    mutated = data.draw(mutated_bytes((source / "tokenizer.model").read_bytes(), focus=2000))
-    _run("tokenizer.model", work, source, {"tokenizer.model": mutated}, _load_tokenizer)
+    _fuzz_file(data, work, sources["spm"], "tokenizer.model", _load_tokenizer, focus=2000)
 
 
 # ---------------------------------------------------------------------------------------------- the hub cache

@@ -23,123 +23,142 @@ VARIANTS = {
     "p2c-no-absolute": dict(relative_attention=True, pos_att_type="p2c", position_biased_input=False),
     "absolute-only": dict(relative_attention=False, position_biased_input=True, type_vocab_size=0),
 }
-HEADS = {"Model": "AutoModel", "ForMaskedLM": "AutoModelForMaskedLM",
-         "ForSequenceClassification": "AutoModelForSequenceClassification",
-         "ForTokenClassification": "AutoModelForTokenClassification",
-         "ForQuestionAnswering": "AutoModelForQuestionAnswering"}
+AUTO_CLASSES = {"Model": "AutoModel", "ForMaskedLM": "AutoModelForMaskedLM",
+                "ForSequenceClassification": "AutoModelForSequenceClassification",
+                "ForTokenClassification": "AutoModelForTokenClassification",
+                "ForQuestionAnswering": "AutoModelForQuestionAnswering",
+                "ForMultipleChoice": "AutoModelForMultipleChoice"}
+HEADS = [head for head in AUTO_CLASSES if head != "ForMultipleChoice"]  # DeBERTa (v1) has no multiple-choice head
 
 
-def saved_fixture(tmp_path_factory, family: str):
-    """saved(head, **config) -> (folder, reference model) of `family` ("Deberta" / "DebertaV2")."""
-    get = reference_cache(tmp_path_factory, BASE)
+class Family:
+    """The reference models of one family ("Deberta" / "DebertaV2", classes in `module`), each saved once per
+    config, and the checks test_deberta_v2.py runs too."""
 
-    def saved(head, **extra):
+    def __init__(self, tmp_path_factory, module, name: str):
+        self.module, self.name = module, name
+        self.get = reference_cache(tmp_path_factory, BASE)
+
+    def saved(self, head, **extra):
+        """-> (folder, reference model) of the `head` class with `extra` config."""
         if head in ("ForSequenceClassification", "ForTokenClassification"):
             extra.setdefault("num_labels", 3)
-        return get(family + head, family + "Config", **extra)
-    return saved
+        return self.get(self.name + head, self.name + "Config", **extra)
+
+    def check(self, head, **config):
+        """Every output of `head` equals the reference's (check_head); -> our model."""
+        folder, reference = self.saved(head, **config)
+        name = self.name + head
+        return check_head(getattr(self.module, name), getattr(leanformers, AUTO_CLASSES[head]), folder, reference,
+                          name)
+
+    def check_reload(self, tmp_path, head, **config):
+        folder, reference = self.saved(head, **config)
+        name = self.name + head
+        check_reload_by_reference(getattr(self.module, name), folder, tmp_path, name,
+                                  head_labels(name, reference.config))
+
+    def check_embeds_and_positions(self, **config):
+        """inputs_embeds and explicit positions as the reference; AutoModelForPreTraining picks the masked LM."""
+        folder, reference = self.saved("ForMaskedLM", **config)
+        cls = getattr(self.module, self.name + "ForMaskedLM")
+        positions = torch.tensor([[2, 3, 4, 5, 6, 7, 8], [9, 8, 7, 6, 5, 4, 3]])
+        check_embeds_and_positions(cls.from_pretrained(folder), reference, positions)
+        assert type(leanformers.AutoModelForPreTraining.from_pretrained(folder)) is cls
+
+    def check_training_dropout(self, tmp_path, **config):
+        """In training, attention weights are those of eval with a share of them zeroed and the rest scaled by
+        1 / (1 - p), like the reference's."""
+        from .harness import save_reference_model
+
+        reference = save_reference_model(self.name + "Model", self.name + "Config", tmp_path, **{
+            **BASE, **config, "num_hidden_layers": 1, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.5})
+        ours = getattr(self.module, self.name + "Model").from_pretrained(tmp_path)
+        inputs = head_inputs(type(reference).__name__, reference.config)
+        for model in (ours, reference):
+            with torch.no_grad():
+                expected = model.eval()(**inputs, output_attentions=True).attentions[0]
+                got = model.train()(**inputs, output_attentions=True).attentions[0]
+            kept = got != 0
+            assert 0.3 < 1 - kept.float().mean() < 0.7
+            torch.testing.assert_close(got[kept], expected[kept] / 0.5)
+            model.eval()
+
+    def check_sequence_losses(self, **config):
+        """DeBERTa's own losses when problem_type is unset (regression with flattened logits, classes with negative
+        labels left out, soft label distributions), and the usual ones when it is set."""
+        g = torch.Generator().manual_seed(3)
+        cases = [({"num_labels": 1}, torch.randn(2, generator=g)),
+                 ({"num_labels": 3}, torch.tensor([2, -1])),
+                 ({"num_labels": 3}, torch.tensor([-1, -1])),
+                 ({"num_labels": 3}, torch.softmax(torch.randn(2, 3, generator=g), -1)),
+                 ({"num_labels": 3, "problem_type": "multi_label_classification"},
+                  torch.tensor([[1.0, 0, 1], [0, 1, 0]])),
+                 ({"num_labels": 1, "problem_type": "regression"}, torch.randn(2, generator=g))]
+        name = self.name + "ForSequenceClassification"
+        for case, labels in cases:
+            folder, reference = self.saved("ForSequenceClassification", **case, **config)
+            ours = getattr(self.module, name).from_pretrained(folder)
+            inputs = head_inputs(name, reference.config)
+            with torch.no_grad():
+                expected = reference(**inputs, labels=labels)
+                assert_outputs_close(ours(**inputs, labels=labels), expected)
+            assert ours.config.problem_type == reference.config.problem_type
+
+
+def check_config_defaults(ours, theirs):
+    for key in (*ours.defaults, "pooler_hidden_size"):
+        assert getattr(ours, key) == getattr(theirs, key), key
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    return saved_fixture(tmp_path_factory, "Deberta")
-
-
-def check_training_dropout(cls, folder, reference):
-    """In training, attention weights are those of eval with a share of them zeroed and the rest scaled by
-    1 / (1 - p), like the reference's."""
-    ours = cls.from_pretrained(folder)
-    inputs = head_inputs(type(reference).__name__, reference.config)
-    for model in (ours, reference):
-        with torch.no_grad():
-            expected = model.eval()(**inputs, output_attentions=True).attentions[0]
-            got = model.train()(**inputs, output_attentions=True).attentions[0]
-        kept = got != 0
-        assert 0.3 < 1 - kept.float().mean() < 0.7
-        torch.testing.assert_close(got[kept], expected[kept] / 0.5)
-        model.eval()
-
-
-def check_sequence_losses(cls, family, saved):
-    """DeBERTa's own losses when problem_type is unset (regression with flattened logits, classes with negative
-    labels left out, soft label distributions), and the usual ones when it is set."""
-    g = torch.Generator().manual_seed(3)
-    cases = [({"num_labels": 1}, torch.randn(2, generator=g)),
-             ({"num_labels": 3}, torch.tensor([2, -1])),
-             ({"num_labels": 3}, torch.tensor([-1, -1])),
-             ({"num_labels": 3}, torch.softmax(torch.randn(2, 3, generator=g), -1)),
-             ({"num_labels": 3, "problem_type": "multi_label_classification"}, torch.tensor([[1.0, 0, 1], [0, 1, 0]])),
-             ({"num_labels": 1, "problem_type": "regression"}, torch.randn(2, generator=g))]
-    for config, labels in cases:
-        folder, reference = saved("ForSequenceClassification", **BOTH, **config)
-        ours = cls.from_pretrained(folder)
-        inputs = head_inputs(family + "ForSequenceClassification", reference.config)
-        with torch.no_grad():
-            expected = reference(**inputs, labels=labels)
-            assert_outputs_close(ours(**inputs, labels=labels), expected)
-        assert ours.config.problem_type == reference.config.problem_type
+def family(tmp_path_factory):
+    return Family(tmp_path_factory, deberta_heads, "Deberta")
 
 
 @pytest.mark.parametrize("head", HEADS)
-def test_head_parity(saved, head):
-    folder, reference = saved(head, **BOTH)
-    check_head(getattr(deberta_heads, "Deberta" + head), getattr(leanformers, HEADS[head]), folder, reference,
-               "Deberta" + head)
+def test_head_parity(family, head):
+    family.check(head, **BOTH)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("head", ["Model", "ForMaskedLM"])
-def test_attention_variants(saved, variant, head):
-    folder, reference = saved(head, **VARIANTS[variant])
-    check_head(getattr(deberta_heads, "Deberta" + head), getattr(leanformers, HEADS[head]), folder, reference,
-               "Deberta" + head)
+def test_attention_variants(family, variant, head):
+    family.check(head, **VARIANTS[variant])
 
 
-def test_new_mlm_head(saved):
+def test_new_mlm_head(family):
     """legacy=False: `lm_predictions.lm_head` scores against the word embeddings."""
-    folder, reference = saved("ForMaskedLM", **BOTH, legacy=False)
-    model = check_head(deberta_heads.DebertaForMaskedLM, leanformers.AutoModelForMaskedLM, folder, reference,
-                       "DebertaForMaskedLM")
+    model = family.check("ForMaskedLM", **BOTH, legacy=False)
     assert not hasattr(model, "cls") and model.get_output_embeddings() is None
 
 
-def test_embeds_positions_and_defaults(saved):
-    folder, reference = saved("ForMaskedLM", **BOTH)
-    positions = torch.tensor([[2, 3, 4, 5, 6, 7, 8], [9, 8, 7, 6, 5, 4, 3]])
-    check_embeds_and_positions(deberta_heads.DebertaForMaskedLM.from_pretrained(folder), reference, positions)
-    assert type(leanformers.AutoModelForPreTraining.from_pretrained(folder)) is deberta_heads.DebertaForMaskedLM
+def test_embeds_positions_and_defaults(family):
+    family.check_embeds_and_positions(**BOTH)
 
 
 def test_config_defaults():
     import transformers
 
-    ours = deberta_heads.DebertaConfig(pos_att_type="C2P|p2c")
-    theirs = transformers.DebertaConfig(pos_att_type="C2P|p2c")
-    for key in (*ours.defaults, "pooler_hidden_size"):
-        assert getattr(ours, key) == getattr(theirs, key), key
+    check_config_defaults(deberta_heads.DebertaConfig(pos_att_type="C2P|p2c"),
+                          transformers.DebertaConfig(pos_att_type="C2P|p2c"))
 
 
-def test_sequence_classification_losses(saved):
-    check_sequence_losses(deberta_heads.DebertaForSequenceClassification, "Deberta", saved)
+def test_sequence_classification_losses(family):
+    family.check_sequence_losses(**BOTH)
 
 
-def test_training_dropout(tmp_path):
-    from .harness import save_reference_model
-
-    reference = save_reference_model("DebertaModel", "DebertaConfig", tmp_path, **{
-        **BASE, **BOTH, "num_hidden_layers": 1, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.5})
-    check_training_dropout(deberta_heads.DebertaModel, tmp_path, reference)
+def test_training_dropout(family, tmp_path):
+    family.check_training_dropout(tmp_path, **BOTH)
 
 
 @pytest.mark.parametrize("head", ["ForMaskedLM", "ForSequenceClassification", "ForQuestionAnswering"])
-def test_saved_by_us_loads_in_reference(saved, tmp_path, head):
-    folder, reference = saved(head, **BOTH)
-    name = "Deberta" + head
-    check_reload_by_reference(getattr(deberta_heads, name), folder, tmp_path, name, head_labels(name, reference.config))
+def test_saved_by_us_loads_in_reference(family, tmp_path, head):
+    family.check_reload(tmp_path, head, **BOTH)
 
 
-def test_refusals(saved):
-    folder, _ = saved("Model", **BOTH)
+def test_refusals(family):
+    folder, _ = family.saved("Model", **BOTH)
     model = deberta_heads.DebertaModel.from_pretrained(folder)
     ids = torch.tensor([[5, 6, 7]])
     with pytest.raises(ConfigError, match="head_mask"):
@@ -155,8 +174,8 @@ def test_refusals(saved):
 
 
 @pytest.mark.parametrize("legacy", [True, False])
-def test_resize_keeps_the_scores_of_known_tokens(saved, legacy):
-    folder, _ = saved("ForMaskedLM", **BOTH, legacy=legacy)
+def test_resize_keeps_the_scores_of_known_tokens(family, legacy):
+    folder, _ = family.saved("ForMaskedLM", **BOTH, legacy=legacy)
     model = deberta_heads.DebertaForMaskedLM.from_pretrained(folder)
     ids = torch.tensor([[5, 6, 7, 8]])
     with torch.no_grad():

@@ -3,6 +3,7 @@ leanformers, and a comparison of two call outputs."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 import transformers
 
+import leanformers
 import leanformers.tokenization as lt
 from conftest import MINILM, fixture_path
 
@@ -145,3 +147,80 @@ def assert_same_output(ours, ref):
             assert ours.tokens(row) == ref.tokens(row)
             assert ours.word_ids(row) == ref.word_ids(row)
             assert ours.sequence_ids(row) == ref.sequence_ids(row)
+
+
+# ---------------------------------------------------------------------- one family against the reference
+SPM_ENGLISH = {"bpe": "botchan_en_bpe_1000.model", "unigram": "botchan_en_unigram_1000.model"}
+
+
+def auto_pair(folder, **kwargs):
+    """(ours, reference), each loaded from `folder` through AutoTokenizer."""
+    return (leanformers.AutoTokenizer.from_pretrained(str(folder), **kwargs),
+            transformers.AutoTokenizer.from_pretrained(str(folder), **kwargs))
+
+
+def spiece_pair(tmp_path_factory, kind: str, tokenizer_class: str):
+    """(ours, reference, folder) through AutoTokenizer from a folder holding the real English SentencePiece model of
+    `kind` (SPM_ENGLISH) as spiece.model, and `tokenizer_class` in tokenizer_config.json."""
+    folder = tmp_path_factory.mktemp(kind)
+    shutil.copy(fixture_path("sentencepiece", "test", SPM_ENGLISH[kind]), folder / "spiece.model")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": tokenizer_class}))
+    return (*auto_pair(folder), folder)
+
+
+def assert_same_vocabulary_and_texts(ours, ref, texts, pairs, **flags):
+    """Same size, vocabulary and special tokens; the same encodings of `texts` (with special-token masks and
+    `flags`) and of `pairs` (with token type ids). -> the reference's encodings of `texts`."""
+    assert len(ours) == len(ref)
+    assert ours.get_vocab() == ref.get_vocab() and ours.all_special_tokens == ref.all_special_tokens
+    encoded = ref(texts, return_special_tokens_mask=True, **flags)
+    assert_same_output(ours(texts, return_special_tokens_mask=True, **flags), encoded)
+    first, second = [a for a, _ in pairs], [b for _, b in pairs]
+    assert_same_output(ours(first, second, return_token_type_ids=True), ref(first, second, return_token_type_ids=True))
+    return encoded
+
+
+def same_call(ours, ref, *args, **kwargs):
+    assert_same_output(ours(*args, **kwargs), ref(*args, **kwargs))
+
+
+def both_refuse(ours, ref, *args, **kwargs):
+    """The reference raises on this call; ours raises a TokenizerError."""
+    from leanformers.errors import TokenizerError
+
+    with pytest.raises(Exception):  # noqa: B017 - ValueError, AssertionError or IndexError, depending on the call
+        ref(*args, **kwargs)
+    with pytest.raises(TokenizerError):
+        ours(*args, **kwargs)
+
+
+def same_decoding(ours, ref, rows, **kwargs):
+    for skip in (False, True):
+        assert ours.batch_decode(rows, skip_special_tokens=skip, **kwargs) == ref.batch_decode(
+            rows, skip_special_tokens=skip, **kwargs)
+
+
+def plain(value):
+    """Arrays, tensors and tuples -> nested lists of Python scalars."""
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value
+
+
+def check_save_round_trips(ours, ref, tmp_path, assert_same) -> dict:
+    """What each side saves, the other loads (`assert_same(ours, ref)` holds after). -> the tokenizer_config.json
+    ours wrote."""
+    ours.save_pretrained(tmp_path / "by-ours")
+    ref.save_pretrained(str(tmp_path / "by-reference"))
+    assert_same(leanformers.AutoTokenizer.from_pretrained(tmp_path / "by-reference"), ref)
+    assert_same(ours, transformers.AutoTokenizer.from_pretrained(str(tmp_path / "by-ours")))
+    return json.loads((tmp_path / "by-ours" / "tokenizer_config.json").read_text())
+
+
+def by_model_type(folder, tmp_path, model_type: str):
+    """Our AutoTokenizer on a copy of folder's spiece.model whose only hint is `model_type` in config.json."""
+    shutil.copy(folder / "spiece.model", tmp_path / "spiece.model")
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type}))
+    return leanformers.AutoTokenizer.from_pretrained(str(tmp_path))

@@ -4,45 +4,32 @@ padding, decoding, added tokens, and saving both ways."""
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import pytest
 import transformers
 
 import leanformers
-from conftest import fixture_path
 
-from .conftest import assert_same_output
+from .conftest import (SPM_ENGLISH, assert_same_output, assert_same_vocabulary_and_texts, by_model_type,
+                       check_save_round_trips, same_decoding, spiece_pair)
 from .corpus import corpus, pairs
 
 TEXTS = corpus() + ["</s> inline <s> <::::> specials <pad> <unk>", "   spaces   and\ttabs  "]
 PAIRS = [(a, b) for a, b in pairs() if len(a) + len(b) <= 600]
-MODELS = {"bpe": "botchan_en_bpe_1000.model", "unigram": "botchan_en_unigram_1000.model"}
 
 
-@pytest.fixture(scope="module", params=sorted(MODELS))
+@pytest.fixture(scope="module", params=sorted(SPM_ENGLISH))
 def loaded(request, tmp_path_factory):
     """(ours, reference, folder) loaded with AutoTokenizer from a folder with spiece.model."""
-    folder = tmp_path_factory.mktemp(request.param)
-    shutil.copy(fixture_path("sentencepiece", "test", MODELS[request.param]), folder / "spiece.model")
-    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BertGenerationTokenizer"}))
-    ours = leanformers.AutoTokenizer.from_pretrained(str(folder))
-    return ours, transformers.AutoTokenizer.from_pretrained(str(folder)), folder
+    return spiece_pair(tmp_path_factory, request.param, "BertGenerationTokenizer")
 
 
 def _assert_same(ours, ref):
-    assert type(ours) is leanformers.BertGenerationTokenizer and len(ours) == len(ref)
-    assert ours.get_vocab() == ref.get_vocab() and ours.all_special_tokens == ref.all_special_tokens
-    encoded = ref(TEXTS, return_special_tokens_mask=True)
-    assert_same_output(ours(TEXTS, return_special_tokens_mask=True), encoded)
+    assert type(ours) is leanformers.BertGenerationTokenizer
+    encoded = assert_same_vocabulary_and_texts(ours, ref, TEXTS, PAIRS)
     first, second = [a for a, _ in PAIRS], [b for _, b in PAIRS]
-    assert_same_output(ours(first, second, return_token_type_ids=True), ref(first, second, return_token_type_ids=True))
     assert_same_output(ours(first, second, truncation=True, max_length=24, padding=True),
                        ref(first, second, truncation=True, max_length=24, padding=True))
-    for skip in (False, True):
-        rows = encoded["input_ids"]
-        assert ours.batch_decode(rows, skip_special_tokens=skip) == ref.batch_decode(rows, skip_special_tokens=skip)
+    same_decoding(ours, ref, encoded["input_ids"])
     assert ours.tokenize(TEXTS[0]) == ref.tokenize(TEXTS[0])
 
 
@@ -65,19 +52,13 @@ def test_added_tokens_match_reference(loaded):
 
 def test_save_round_trips(loaded, tmp_path):
     ours, ref, _ = loaded
-    ours.save_pretrained(tmp_path / "by-ours")
-    ref.save_pretrained(str(tmp_path / "by-reference"))
-    _assert_same(leanformers.AutoTokenizer.from_pretrained(tmp_path / "by-reference"), ref)
-    _assert_same(ours, transformers.AutoTokenizer.from_pretrained(str(tmp_path / "by-ours")))
-    saved = json.loads((tmp_path / "by-ours" / "tokenizer_config.json").read_text())
+    saved = check_save_round_trips(ours, ref, tmp_path, _assert_same)
     assert saved["tokenizer_class"] == "BertGenerationTokenizer"
 
 
 def test_model_type_alone_picks_the_family(loaded, tmp_path):
     _, ref, folder = loaded
-    shutil.copy(folder / "spiece.model", tmp_path / "spiece.model")
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert-generation"}))
-    _assert_same(leanformers.AutoTokenizer.from_pretrained(str(tmp_path)), ref)
+    _assert_same(by_model_type(folder, tmp_path, "bert-generation"), ref)
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path):

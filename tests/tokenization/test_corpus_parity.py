@@ -12,14 +12,11 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
-import transformers
 
-import leanformers
 from conftest import MINILM, fixture_path
 
-from .conftest import TYPES_AS_IN_4X, input_names_as_in_5x
+from .conftest import TYPES_AS_IN_4X, auto_pair, input_names_as_in_5x, plain, same_decoding
 from .corpus import ALBERT_LAYOUT, QUESTIONS, corpus, pairs, respelled_sentencepiece, short_corpus
 
 TEXTS = corpus()
@@ -73,18 +70,7 @@ def tokenizers(request, tmp_path_factory, _built_models):
         shutil.copy(_built_models[source] if isinstance(source, str) else fixture_path(*source), folder / name)
     if config is not None:
         (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
-    ours = leanformers.AutoTokenizer.from_pretrained(str(folder))
-    ref = transformers.AutoTokenizer.from_pretrained(str(folder))
-    return ours, ref
-
-
-def _plain(value):
-    """BatchEncoding values -> nested lists of Python scalars (tuples and arrays included)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
+    return auto_pair(folder)
 
 
 def _same_call(ours, ref, *args, **kwargs):
@@ -93,7 +79,7 @@ def _same_call(ours, ref, *args, **kwargs):
         mine = {key: value for key, value in mine.items() if key != "token_type_ids"}
     assert sorted(mine.keys()) == sorted(theirs.keys())
     for key in theirs.keys():
-        assert _plain(mine[key]) == _plain(theirs[key]), key
+        assert plain(mine[key]) == plain(theirs[key]), key
     return theirs
 
 
@@ -116,8 +102,7 @@ def test_batch_single_sequences(tokenizers):
     assert [ours.tokenize(text) for text in SHORT] == [ref.tokenize(text) for text in SHORT]
     ids = encoded["input_ids"]
     assert [ours.convert_ids_to_tokens(row) for row in ids] == [ref.convert_ids_to_tokens(row) for row in ids]
-    for skip in (False, True):
-        assert ours.batch_decode(ids, skip_special_tokens=skip) == ref.batch_decode(ids, skip_special_tokens=skip)
+    same_decoding(ours, ref, ids)
 
 
 def test_single_calls(tokenizers):
@@ -136,8 +121,7 @@ def test_batch_pairs(tokenizers):
     first, second = [a for a, _ in PAIRS], [b for _, b in PAIRS]
     encoded = _same_call(ours, ref, first, second, return_offsets_mapping=True, return_special_tokens_mask=True)
     ids = encoded["input_ids"]
-    for skip in (False, True):
-        assert ours.batch_decode(ids, skip_special_tokens=skip) == ref.batch_decode(ids, skip_special_tokens=skip)
+    same_decoding(ours, ref, ids)
 
 
 def test_padding_and_truncation(tokenizers):
@@ -153,9 +137,7 @@ def test_padding_and_truncation(tokenizers):
                max_length=64)
     encoded = _same_call(ours, ref, short_first, short_second, truncation="longest_first", max_length=24,
                          padding=True)
-    for skip in (False, True):
-        ids = encoded["input_ids"]
-        assert ours.batch_decode(ids, skip_special_tokens=skip) == ref.batch_decode(ids, skip_special_tokens=skip)
+    same_decoding(ours, ref, encoded["input_ids"])
 
 
 def test_stride_and_overflow(tokenizers):

@@ -18,7 +18,7 @@ import leanformers
 from conftest import fixture_path
 from leanformers.errors import ResourceNotFoundError, TokenizerError
 
-from .conftest import assert_same_output
+from .conftest import assert_same_output, auto_pair, both_refuse, same_call, same_decoding
 from .corpus import corpus, pairs, short_corpus
 
 TEXTS = corpus() + ["file\x1cseparator and group\x1dseparator", "line\nbreaks\n\nand\r\nreturns\n", "a b c d",
@@ -56,8 +56,7 @@ def folder(tmp_path_factory) -> Path:
 
 
 def _load(folder: Path, pad: bool = False):
-    ours = leanformers.AutoTokenizer.from_pretrained(str(folder))
-    ref = transformers.AutoTokenizer.from_pretrained(str(folder))
+    ours, ref = auto_pair(folder)
     if pad:  # CTRL has no padding token; give both the same one
         for tokenizer in (ours, ref):
             tokenizer.add_special_tokens({"pad_token": "<pad>"})
@@ -69,23 +68,9 @@ def pair(folder):
     return _load(folder)
 
 
-def _same_call(ours, ref, *args, **kwargs):
-    assert_same_output(ours(*args, **kwargs), ref(*args, **kwargs))
-
-
-def _both_refuse(ours, ref, *args, **kwargs):
-    """The reference raises on this call; ours raises a TokenizerError."""
-    with pytest.raises(Exception):  # noqa: B017 - ValueError, AssertionError or IndexError, depending on the call
-        ref(*args, **kwargs)
-    with pytest.raises(TokenizerError):
-        ours(*args, **kwargs)
-
-
 def _same_decoding(ours, ref, rows):
-    for skip in (False, True):
-        for clean in (None, True):
-            assert ours.batch_decode(rows, skip_special_tokens=skip, clean_up_tokenization_spaces=clean) == (
-                ref.batch_decode(rows, skip_special_tokens=skip, clean_up_tokenization_spaces=clean))
+    for clean in (None, True):
+        same_decoding(ours, ref, rows, clean_up_tokenization_spaces=clean)
 
 
 def test_classes_and_vocabulary(pair):
@@ -121,32 +106,32 @@ def test_single_calls_and_pairs(pair):
         assert ours.encode(text) == ref.encode(text)
         ids = ref.encode(text)
         assert ours.decode(ids) == ref.decode(ids) and ours.decode(ids, True) == ref.decode(ids, True)
-    _same_call(ours, ref, FIRST, SECOND, return_token_type_ids=True, return_special_tokens_mask=True)
-    _same_call(ours, ref, list(zip(FIRST[:30], SECOND[:30])))
-    _same_call(ours, ref, SHORT[0], return_tensors="pt")
-    _same_call(ours, ref, [text.split() for text in SHORT[:10] if text.split()], is_split_into_words=True)
-    _both_refuse(ours, ref, SHORT[:5], padding=True)  # no padding token
+    same_call(ours, ref, FIRST, SECOND, return_token_type_ids=True, return_special_tokens_mask=True)
+    same_call(ours, ref, list(zip(FIRST[:30], SECOND[:30])))
+    same_call(ours, ref, SHORT[0], return_tensors="pt")
+    same_call(ours, ref, [text.split() for text in SHORT[:10] if text.split()], is_split_into_words=True)
+    both_refuse(ours, ref, SHORT[:5], padding=True)  # no padding token
     _same_decoding(ours, ref, ref(FIRST, SECOND)["input_ids"])
 
 
 def test_padding_truncation_and_overflow(folder):
     ours, ref = _load(folder, pad=True)
     short_first, short_second = [a for a, _ in SHORT_PAIRS], [b for _, b in SHORT_PAIRS]
-    _same_call(ours, ref, TEXTS, padding=True, truncation=True, max_length=32, return_tensors="np")
-    _same_call(ours, ref, SHORT, padding="max_length", max_length=48, return_special_tokens_mask=True)
-    _same_call(ours, ref, SHORT, padding=True, pad_to_multiple_of=8, return_tensors="pt")
+    same_call(ours, ref, TEXTS, padding=True, truncation=True, max_length=32, return_tensors="np")
+    same_call(ours, ref, SHORT, padding="max_length", max_length=48, return_special_tokens_mask=True)
+    same_call(ours, ref, SHORT, padding=True, pad_to_multiple_of=8, return_tensors="pt")
     for max_length in (7, 12, 25):
-        _same_call(ours, ref, short_first, short_second, truncation="longest_first", max_length=max_length,
+        same_call(ours, ref, short_first, short_second, truncation="longest_first", max_length=max_length,
                    padding=True)
-    _same_call(ours, ref, short_first, short_second, truncation="only_second", max_length=20, padding=True)
+    same_call(ours, ref, short_first, short_second, truncation="only_second", max_length=20, padding=True)
     for text in SHORT[:20]:
-        _same_call(ours, ref, text, truncation=True, max_length=6, stride=2, return_overflowing_tokens=True)
+        same_call(ours, ref, text, truncation=True, max_length=6, stride=2, return_overflowing_tokens=True)
     for first, second in SHORT_PAIRS[:20]:
-        _same_call(ours, ref, first, second, truncation="only_first", max_length=10, stride=1,
+        same_call(ours, ref, first, second, truncation="only_first", max_length=10, stride=1,
                    return_overflowing_tokens=True)
     for tokenizer in (ours, ref):
         tokenizer.padding_side, tokenizer.truncation_side = "left", "left"
-    _same_call(ours, ref, TEXTS, padding=True, truncation=True, max_length=20)
+    same_call(ours, ref, TEXTS, padding=True, truncation=True, max_length=20)
     _same_decoding(ours, ref, ref(SHORT, padding=True)["input_ids"])
 
 
@@ -159,8 +144,8 @@ def test_added_tokens(folder):
         tokenizer.add_special_tokens({"additional_special_tokens": ["<sp>"]})
     assert len(ours) == len(ref) and ours.get_vocab() == ref.get_vocab()
     assert [ours.tokenize(text) for text in texts] == [ref.tokenize(text) for text in texts]
-    _same_call(ours, ref, texts, return_special_tokens_mask=True)
-    _same_call(ours, ref, texts, split_special_tokens=True)
+    same_call(ours, ref, texts, return_special_tokens_mask=True)
+    same_call(ours, ref, texts, split_special_tokens=True)
     _same_decoding(ours, ref, ref(texts)["input_ids"])
 
 

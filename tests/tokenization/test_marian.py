@@ -23,7 +23,7 @@ import leanformers
 from conftest import fixture_path
 from leanformers.errors import ResourceNotFoundError, TokenizerError
 
-from .conftest import assert_same_output
+from .conftest import assert_same_output, auto_pair, both_refuse, same_call, same_decoding
 from .corpus import corpus, pairs, short_corpus
 
 TEXTS = corpus()
@@ -79,33 +79,10 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     return {key: _marian_folder(root / key, *spec) for key, spec in FOLDERS.items()}
 
 
-def _load(folder: Path):
-    return leanformers.AutoTokenizer.from_pretrained(str(folder)), transformers.AutoTokenizer.from_pretrained(
-        str(folder))
-
-
 @pytest.fixture(scope="module", params=sorted(FOLDERS))
 def pair(request, folders):
     """(ours, reference) from the same folder; tests that change a tokenizer load their own."""
-    return _load(folders[request.param])
-
-
-def _same_call(ours, ref, *args, **kwargs):
-    assert_same_output(ours(*args, **kwargs), ref(*args, **kwargs))
-
-
-def _both_refuse(ours, ref, *args, **kwargs):
-    """The reference raises on this call; ours raises a TokenizerError."""
-    with pytest.raises(Exception):  # noqa: B017 - ValueError, AssertionError or IndexError, depending on the call
-        ref(*args, **kwargs)
-    with pytest.raises(TokenizerError):
-        ours(*args, **kwargs)
-
-
-def _same_decoding(ours, ref, rows, **kwargs):
-    for skip in (False, True):
-        assert ours.batch_decode(rows, skip_special_tokens=skip, **kwargs) == ref.batch_decode(
-            rows, skip_special_tokens=skip, **kwargs)
+    return auto_pair(folders[request.param])
 
 
 # ---------------------------------------------------------------------------------------------------- vocabulary
@@ -137,9 +114,9 @@ def test_corpus_tokens_ids_and_decoding(pair):
     assert_same_output(ours(TEXTS, return_special_tokens_mask=True, return_length=True), encoded)
     rows = encoded["input_ids"]
     assert [ours.convert_ids_to_tokens(row) for row in rows] == [ref.convert_ids_to_tokens(row) for row in rows]
-    _same_decoding(ours, ref, rows)
+    same_decoding(ours, ref, rows)
     for source in (True, False):
-        _same_decoding(ours, ref, rows[:80], use_source_tokenizer=source)
+        same_decoding(ours, ref, rows[:80], use_source_tokenizer=source)
     assert ours.batch_decode(rows[:80], clean_up_tokenization_spaces=True) == ref.batch_decode(
         rows[:80], clean_up_tokenization_spaces=True)
     mask = ours.get_special_tokens_mask(rows[0], already_has_special_tokens=True)
@@ -162,67 +139,67 @@ def test_single_calls(pair):
 
 def test_pairs(pair):
     ours, ref = pair
-    _same_call(ours, ref, FIRST, SECOND, return_token_type_ids=True, return_special_tokens_mask=True)
-    _same_call(ours, ref, list(zip(FIRST[:40], SECOND[:40])), return_token_type_ids=True)
+    same_call(ours, ref, FIRST, SECOND, return_token_type_ids=True, return_special_tokens_mask=True)
+    same_call(ours, ref, list(zip(FIRST[:40], SECOND[:40])), return_token_type_ids=True)
     for first, second in PAIRS[:20]:
-        _same_call(ours, ref, first, second, return_token_type_ids=True, return_special_tokens_mask=True)
-    _same_decoding(ours, ref, ref(FIRST, SECOND)["input_ids"])
+        same_call(ours, ref, first, second, return_token_type_ids=True, return_special_tokens_mask=True)
+    same_decoding(ours, ref, ref(FIRST, SECOND)["input_ids"])
 
 
 def test_padding_and_truncation(pair):
     ours, ref = pair
     short_first, short_second = [a for a, _ in SHORT_PAIRS], [b for _, b in SHORT_PAIRS]
-    _same_call(ours, ref, TEXTS, padding=True, truncation=True, max_length=32, return_tensors="np")
-    _same_call(ours, ref, TEXTS, padding="max_length", truncation=True, max_length=40, return_tensors="pt")
-    _same_call(ours, ref, SHORT, padding="longest", pad_to_multiple_of=8, return_special_tokens_mask=True)
-    _same_call(ours, ref, TEXTS, truncation=True)  # to model_max_length (512)
-    _same_call(ours, ref, FIRST, SECOND, padding="max_length", truncation="longest_first", max_length=32)
+    same_call(ours, ref, TEXTS, padding=True, truncation=True, max_length=32, return_tensors="np")
+    same_call(ours, ref, TEXTS, padding="max_length", truncation=True, max_length=40, return_tensors="pt")
+    same_call(ours, ref, SHORT, padding="longest", pad_to_multiple_of=8, return_special_tokens_mask=True)
+    same_call(ours, ref, TEXTS, truncation=True)  # to model_max_length (512)
+    same_call(ours, ref, FIRST, SECOND, padding="max_length", truncation="longest_first", max_length=32)
     for max_length in (7, 12, 25):  # odd budgets split between sequences of equal and unequal lengths
-        _same_call(ours, ref, short_first, short_second, truncation="longest_first", max_length=max_length,
+        same_call(ours, ref, short_first, short_second, truncation="longest_first", max_length=max_length,
                    padding=True, return_token_type_ids=True)
-    _same_call(ours, ref, short_first, short_second, truncation="only_second", max_length=20, padding=True)
-    _same_call(ours, ref, short_second, short_first, truncation="only_first", max_length=20)
-    _both_refuse(ours, ref, TEXTS, padding=True, truncation=True, max_length=31, pad_to_multiple_of=3)
-    _same_call(ours, ref, TEXTS, padding=True, truncation=True, max_length=24, pad_to_multiple_of=8)
+    same_call(ours, ref, short_first, short_second, truncation="only_second", max_length=20, padding=True)
+    same_call(ours, ref, short_second, short_first, truncation="only_first", max_length=20)
+    both_refuse(ours, ref, TEXTS, padding=True, truncation=True, max_length=31, pad_to_multiple_of=3)
+    same_call(ours, ref, TEXTS, padding=True, truncation=True, max_length=24, pad_to_multiple_of=8)
 
 
 def test_sides_and_overflow(folders):
-    ours, ref = _load(folders["shared"])
+    ours, ref = auto_pair(folders["shared"])
     for tokenizer in (ours, ref):
         tokenizer.padding_side, tokenizer.truncation_side = "left", "left"
-    _same_call(ours, ref, TEXTS, padding=True, truncation=True, max_length=24, return_special_tokens_mask=True)
-    _same_call(ours, ref, FIRST, SECOND, padding=True, truncation="longest_first", max_length=21)
+    same_call(ours, ref, TEXTS, padding=True, truncation=True, max_length=24, return_special_tokens_mask=True)
+    same_call(ours, ref, FIRST, SECOND, padding=True, truncation="longest_first", max_length=21)
     for text in SHORT[:30]:
-        _same_call(ours, ref, text, truncation=True, max_length=8, stride=3, return_overflowing_tokens=True)
+        same_call(ours, ref, text, truncation=True, max_length=8, stride=3, return_overflowing_tokens=True)
     for first, second in SHORT_PAIRS[:30]:
-        _same_call(ours, ref, first, second, truncation="only_second", max_length=12, stride=2,
+        same_call(ours, ref, first, second, truncation="only_second", max_length=12, stride=2,
                    return_overflowing_tokens=True)
-        _both_refuse(ours, ref, first, second, truncation="longest_first", max_length=12,
+        both_refuse(ours, ref, first, second, truncation="longest_first", max_length=12,
                      return_overflowing_tokens=True)
     # rows without overflowing tokens lack the field: the batch cannot be put together
-    _both_refuse(ours, ref, TEXTS, truncation=True, max_length=8, stride=2, return_overflowing_tokens=True)
-    _same_call(ours, ref, TEXTS[:8], truncation=True, max_length=3, stride=1, return_overflowing_tokens=True)
-    _same_call(ours, ref, TEXTS, truncation=True, max_length=8, return_overflowing_tokens=True, padding=True,
+    both_refuse(ours, ref, TEXTS, truncation=True, max_length=8, stride=2, return_overflowing_tokens=True)
+    same_call(ours, ref, TEXTS[:8], truncation=True, max_length=3, stride=1, return_overflowing_tokens=True)
+    same_call(ours, ref, TEXTS, truncation=True, max_length=8, return_overflowing_tokens=True, padding=True,
                return_tensors="np")
 
 
 # ----------------------------------------------------------------------------------------- Marian's own features
 def test_targets_use_the_target_model(pair, folders):
     ours, ref = pair
-    _same_call(ours, ref, TEXTS[:60], text_target=TEXTS[60:120], padding=True, truncation=True, max_length=40)
-    _same_call(ours, ref, text_target=TARGETS, padding=True)
-    _same_call(ours, ref, TARGETS, text_target=TARGETS, max_target_length=6, truncation=True)
+    same_call(ours, ref, TEXTS[:60], text_target=TEXTS[60:120], padding=True, truncation=True, max_length=40)
+    same_call(ours, ref, text_target=TARGETS, padding=True)
+    same_call(ours, ref, TARGETS, text_target=TARGETS, max_target_length=6, truncation=True)
     labels = ours(TARGETS, text_target=TARGETS)
     assert labels["labels"] != labels["input_ids"]  # the two models segment the same text differently
-    _same_decoding(ours, ref, labels["labels"])
-    _same_decoding(ours, ref, labels["labels"], use_source_tokenizer=False)
+    same_decoding(ours, ref, labels["labels"])
+    same_decoding(ours, ref, labels["labels"], use_source_tokenizer=False)
 
 
 def test_language_codes(pair):
     ours, ref = pair
     assert [ours.tokenize(text) for text in CODE_TEXTS] == [ref.tokenize(text) for text in CODE_TEXTS]
-    _same_call(ours, ref, CODE_TEXTS, return_special_tokens_mask=True)
-    _same_decoding(ours, ref, ref(CODE_TEXTS)["input_ids"])
+    same_call(ours, ref, CODE_TEXTS, return_special_tokens_mask=True)
+    same_decoding(ours, ref, ref(CODE_TEXTS)["input_ids"])
     assert ours.remove_language_code(">>fr<< x") == ref.remove_language_code(">>fr<< x")
 
 
@@ -231,28 +208,28 @@ def test_random_ids_decode(pair):
     rng = random.Random(7)
     rows = [[rng.randrange(len(ref)) for _ in range(rng.randint(0, 30))] for _ in range(200)]
     assert [ours.convert_ids_to_tokens(row) for row in rows] == [ref.convert_ids_to_tokens(row) for row in rows]
-    _same_decoding(ours, ref, rows)
-    _same_decoding(ours, ref, rows, use_source_tokenizer=True)
-    _same_decoding(ours, ref, rows, use_source_tokenizer=False)
+    same_decoding(ours, ref, rows)
+    same_decoding(ours, ref, rows, use_source_tokenizer=True)
+    same_decoding(ours, ref, rows, use_source_tokenizer=False)
 
 
 def test_input_forms(pair):
     ours, ref = pair
     words = [text.split() for text in SHORT[:20] if text.split()]
-    _same_call(ours, ref, words, is_split_into_words=True)
-    _same_call(ours, ref, words[0], is_split_into_words=True, return_tensors="np")
-    _same_call(ours, ref, words[0], words[1], is_split_into_words=True)
+    same_call(ours, ref, words, is_split_into_words=True)
+    same_call(ours, ref, words[0], is_split_into_words=True, return_tensors="np")
+    same_call(ours, ref, words[0], words[1], is_split_into_words=True)
     tokens = ref.tokenize(SHORT[5])
-    _same_call(ours, ref, tokens)  # a list of str without is_split_into_words is a batch of texts
+    same_call(ours, ref, tokens)  # a list of str without is_split_into_words is a batch of texts
     ids = ref.encode(SHORT[5], add_special_tokens=False)
-    _same_call(ours, ref, ids, ids[:3])
-    _same_call(ours, ref, [SHORT[1], SHORT[2]], split_special_tokens=True)
-    _both_refuse(ours, ref, SHORT[:4], ["x", "y", "z"])
-    _both_refuse(ours, ref, [("a", "b", "c")])
+    same_call(ours, ref, ids, ids[:3])
+    same_call(ours, ref, [SHORT[1], SHORT[2]], split_special_tokens=True)
+    both_refuse(ours, ref, SHORT[:4], ["x", "y", "z"])
+    both_refuse(ours, ref, [("a", "b", "c")])
 
 
 def test_added_tokens(folders):
-    ours, ref = _load(folders["separate"])
+    ours, ref = auto_pair(folders["separate"])
     texts = ["say <new> now", "x<left>y and  <left>  z", "a tight word wordy", " </s> <sp> here <sp>", "<new><new>",
              ">>fr<< <new> code then token"]
     for tokenizer in (ours, ref):
@@ -262,16 +239,16 @@ def test_added_tokens(folders):
     assert len(ours) == len(ref) and ours.get_vocab() == ref.get_vocab()
     assert ours.all_special_tokens == ref.all_special_tokens
     assert [ours.tokenize(text) for text in texts] == [ref.tokenize(text) for text in texts]
-    _same_call(ours, ref, texts, return_special_tokens_mask=True)
-    _same_call(ours, ref, texts, text_target=texts)
-    _same_call(ours, ref, texts, split_special_tokens=True)
-    _same_decoding(ours, ref, ref(texts)["input_ids"])
+    same_call(ours, ref, texts, return_special_tokens_mask=True)
+    same_call(ours, ref, texts, text_target=texts)
+    same_call(ours, ref, texts, split_special_tokens=True)
+    same_decoding(ours, ref, ref(texts)["input_ids"])
 
 
 # ------------------------------------------------------------------------------------------------------- saving
 def test_save_round_trips(folders, tmp_path):
     for key, folder in folders.items():
-        ours, ref = _load(folder)
+        ours, ref = auto_pair(folder)
         for tokenizer in (ours, ref):
             tokenizer.add_tokens(["<extra>"])
         ref.save_pretrained(str(tmp_path / key / "by-reference"))
@@ -333,7 +310,7 @@ def test_errors(folders, tmp_path):
     (empty / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "MarianTokenizer"}))
     with pytest.raises(ResourceNotFoundError):
         leanformers.AutoTokenizer.from_pretrained(empty)
-    ours, ref = _load(folder)
+    ours, ref = auto_pair(folder)
     for index in (len(ref) + 10 ** 6, -1):  # in neither the vocabulary nor the SentencePiece model
         with pytest.raises(IndexError):
             ref.decode([5, index])

@@ -17,7 +17,8 @@ import transformers
 import leanformers
 from conftest import fixture_path
 
-from .conftest import assert_same_output
+from .conftest import (assert_same_output, assert_same_vocabulary_and_texts, auto_pair, check_save_round_trips,
+                       same_decoding)
 from .corpus import USER_DEFINED_LAYOUT, corpus, pairs, respelled_sentencepiece
 
 TEXTS = corpus() + ["<extra_id_0> sentinel <extra_id_6> and <extra_id_7>", "</s><pad><unk>"]
@@ -52,26 +53,19 @@ def folder(request, tmp_path_factory) -> Path:
 
 
 def _assert_same(ours, ref):
-    assert type(ours) is leanformers.T5TokenizerFast and len(ours) == len(ref)
-    assert ours.get_vocab() == ref.get_vocab() and ours.all_special_tokens == ref.all_special_tokens
-    encoded = ref(TEXTS, return_offsets_mapping=True, return_special_tokens_mask=True)
-    assert_same_output(ours(TEXTS, return_offsets_mapping=True, return_special_tokens_mask=True), encoded)
-    first, second = [a for a, _ in PAIRS], [b for _, b in PAIRS]
-    assert_same_output(ours(first, second, return_token_type_ids=True), ref(first, second, return_token_type_ids=True))
+    assert type(ours) is leanformers.T5TokenizerFast
+    encoded = assert_same_vocabulary_and_texts(ours, ref, TEXTS, PAIRS, return_offsets_mapping=True)
     first, second = [a for a, _ in SHORT_PAIRS], [b for _, b in SHORT_PAIRS]
     assert_same_output(ours(first, second, padding=True, truncation=True, max_length=24),
                        ref(first, second, padding=True, truncation=True, max_length=24))
-    rows = encoded["input_ids"]
-    for skip in (False, True):
-        assert ours.batch_decode(rows, skip_special_tokens=skip) == ref.batch_decode(rows, skip_special_tokens=skip)
+    same_decoding(ours, ref, encoded["input_ids"])
     assert ours.get_sentinel_token_ids() == ref.convert_tokens_to_ids(ours.get_sentinel_tokens())
 
 
 @pytest.fixture(scope="module")
 def loaded(folder):
     """(ours, reference) loaded with AutoTokenizer from the folder."""
-    return leanformers.AutoTokenizer.from_pretrained(str(folder)), transformers.AutoTokenizer.from_pretrained(
-        str(folder))
+    return auto_pair(folder)
 
 
 def test_bare_spiece_model_matches_reference(loaded):
@@ -82,7 +76,4 @@ def test_bare_spiece_model_matches_reference(loaded):
 
 def test_save_round_trips(loaded, tmp_path):
     ours, ref = loaded
-    ours.save_pretrained(tmp_path / "by-ours")
-    ref.save_pretrained(str(tmp_path / "by-reference"))
-    _assert_same(leanformers.AutoTokenizer.from_pretrained(tmp_path / "by-reference"), ref)
-    _assert_same(ours, transformers.AutoTokenizer.from_pretrained(str(tmp_path / "by-ours")))
+    check_save_round_trips(ours, ref, tmp_path, _assert_same)

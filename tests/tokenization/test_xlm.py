@@ -14,9 +14,7 @@ import random
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import torch
 import transformers
 from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, trainers
 
@@ -24,6 +22,7 @@ import leanformers
 import leanformers.tokenization as lt
 from leanformers.errors import ResourceNotFoundError, TokenizerError
 
+from .conftest import auto_pair, plain, same_decoding
 from .corpus import QUESTIONS, corpus, pairs, short_corpus
 
 TEXTS = corpus()
@@ -72,23 +71,9 @@ def folders(tmp_path_factory, trained) -> dict:
     return out
 
 
-def _load(folder, **kwargs):
-    """(ours, reference) through AutoTokenizer."""
-    return (leanformers.AutoTokenizer.from_pretrained(str(folder), **kwargs),
-            transformers.AutoTokenizer.from_pretrained(str(folder), **kwargs))
-
-
 @pytest.fixture(scope="module", params=KINDS)
 def tokenizers(request, folders):
-    return _load(folders[request.param])
-
-
-def _plain(value):
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
+    return auto_pair(folders[request.param])
 
 
 def _same_call(ours, ref, *args, **kwargs):
@@ -96,7 +81,7 @@ def _same_call(ours, ref, *args, **kwargs):
     assert sorted(mine.keys()) == sorted(theirs.keys())
     for key in theirs:
         assert type(mine[key]) is type(theirs[key]), key
-        assert _plain(mine[key]) == _plain(theirs[key]), key
+        assert plain(mine[key]) == plain(theirs[key]), key
     return theirs
 
 
@@ -108,7 +93,7 @@ def _as_ours(ref, tokens: list[str]) -> list[str]:
 
 def test_auto_class_engine_and_lazy_export(folders):
     for kind, model in (("engine-bpe", "BPE"), ("fastbpe", "WordLevel")):
-        ours, ref = _load(folders[kind])
+        ours, ref = auto_pair(folders[kind])
         assert type(ours) is leanformers.XLMTokenizer and type(ref) is transformers.XLMTokenizer
         assert type(ours.backend_tokenizer.model).__name__ == model
     assert lt.tokenizer_class_name(str(folders["fastbpe"])) == "XLMTokenizer"
@@ -157,8 +142,7 @@ def test_corpus_single(tokenizers):
     assert [ours.tokenize(text) for text in TEXTS] == [_as_ours(ref, ref.tokenize(text)) for text in TEXTS]
     ids = encoded["input_ids"]
     assert [ours.convert_ids_to_tokens(row) for row in ids] == [ref.convert_ids_to_tokens(row) for row in ids]
-    for skip in (False, True):
-        assert ours.batch_decode(ids, skip_special_tokens=skip) == ref.batch_decode(ids, skip_special_tokens=skip)
+    same_decoding(ours, ref, ids)
     for row in ids[:80]:
         assert ours.decode(row, clean_up_tokenization_spaces=True) == \
             ref.decode(row, clean_up_tokenization_spaces=True)
@@ -170,9 +154,7 @@ def test_corpus_pairs(tokenizers):
     ours, ref = tokenizers
     first, second = [a for a, _ in PAIRS], [b for _, b in PAIRS]
     encoded = _same_call(ours, ref, first, second, return_token_type_ids=True, return_special_tokens_mask=True)
-    for skip in (False, True):
-        assert ours.batch_decode(encoded["input_ids"], skip_special_tokens=skip) == \
-            ref.batch_decode(encoded["input_ids"], skip_special_tokens=skip)
+    same_decoding(ours, ref, encoded["input_ids"])
 
 
 def test_single_calls(tokenizers):
@@ -203,9 +185,7 @@ def test_padding_and_truncation(tokenizers):
                          return_special_tokens_mask=True)
     _same_call(ours, ref, first, second, truncation=True, max_length=17, padding=True, add_special_tokens=False,
                return_token_type_ids=True)
-    for skip in (False, True):
-        ids = encoded["input_ids"]
-        assert ours.batch_decode(ids, skip_special_tokens=skip) == ref.batch_decode(ids, skip_special_tokens=skip)
+    same_decoding(ours, ref, encoded["input_ids"])
     words = [text.split() for text in SHORT[:30] if text.split()]
     _same_call(ours, ref, words, is_split_into_words=True, padding=True, return_tensors="np")
 
@@ -252,7 +232,7 @@ def test_languages(tokenizers):
 
 
 def test_without_lowercasing(folders):
-    ours, ref = _load(folders["engine-bpe"], do_lowercase_and_remove_accent=False)
+    ours, ref = auto_pair(folders["engine-bpe"], do_lowercase_and_remove_accent=False)
     assert ours.do_lower_case is False and ref.do_lower_case is False
     assert ours(TEXTS)["input_ids"] == ref(TEXTS)["input_ids"]
     ours.do_lowercase_and_remove_accent = ref.do_lowercase_and_remove_accent = True
@@ -261,14 +241,14 @@ def test_without_lowercasing(folders):
 
 def test_save_round_trips(folders, tmp_path):
     for kind in KINDS:
-        ours, ref = _load(folders[kind])
+        ours, ref = auto_pair(folders[kind])
         ours.save_pretrained(tmp_path / f"ours-{kind}")
         ref.save_pretrained(tmp_path / f"ref-{kind}")
         assert {"vocab.json", "merges.txt"} <= {path.name for path in (tmp_path / f"ours-{kind}").iterdir()}
         assert not (tmp_path / f"ours-{kind}" / "tokenizer.json").exists()
         expected = ref(TEXTS)["input_ids"]
         for folder in (tmp_path / f"ours-{kind}", tmp_path / f"ref-{kind}"):
-            mine, theirs = _load(folder)
+            mine, theirs = auto_pair(folder)
             assert type(mine) is leanformers.XLMTokenizer and type(theirs) is transformers.XLMTokenizer
             assert mine(TEXTS)["input_ids"] == expected
             assert theirs(SHORT)["input_ids"] == ref(SHORT)["input_ids"]
@@ -279,10 +259,10 @@ def test_language_maps(tmp_path, trained):
     vocab, merges = trained
     lines = "".join(f"{a} {b}\n" for a, b in merges)
     maps = {"lang2id": {"en": 0, "fr": 1}, "id2lang": {"0": "en", "1": "fr"}}
-    ours, ref = _load(_write_folder(tmp_path / "maps", vocab, lines, maps))
+    ours, ref = auto_pair(_write_folder(tmp_path / "maps", vocab, lines, maps))
     assert ours.lang2id == ref.lang2id and ours.id2lang == ref.id2lang
     ours.save_pretrained(tmp_path / "saved")
-    again, theirs = _load(tmp_path / "saved")
+    again, theirs = auto_pair(tmp_path / "saved")
     assert again.lang2id == theirs.lang2id == ref.lang2id and again.id2lang == theirs.id2lang == ref.id2lang
     bad = {"lang2id": {"en": 0, "fr": 1}, "id2lang": {"0": "en"}}
     with pytest.raises(TokenizerError, match="lang2id"):
@@ -290,7 +270,7 @@ def test_language_maps(tmp_path, trained):
 
 
 def test_added_tokens(folders, tmp_path):
-    ours, ref = _load(folders["engine-bpe"])
+    ours, ref = auto_pair(folders["engine-bpe"])
     text = "a NewWord and newword, XyZ xyz <lang_fr>x<lang_fr> done"
     for tokenizer in (ours, ref):
         assert tokenizer.add_tokens(["NewWord", AddedToken("XyZ", lstrip=True)]) == 2
@@ -302,7 +282,7 @@ def test_added_tokens(folders, tmp_path):
     assert ours(text)["input_ids"] == ids
     assert ours.decode(ids) == ref.decode(ids) and ours.tokenize(text) == _as_ours(ref, ref.tokenize(text))
     ours.save_pretrained(tmp_path / "added")
-    mine, theirs = _load(tmp_path / "added")
+    mine, theirs = auto_pair(tmp_path / "added")
     assert mine(text)["input_ids"] == theirs(text)["input_ids"] == ids
 
 

@@ -107,10 +107,12 @@ class BertOutput(BertSelfOutput):  # the feed-forward block's down projection
 
 
 class BertAttention(nn.Module):
+    self_class, output_class = BertSelfAttention, BertSelfOutput  # a family's own attention and output step
+
     def __init__(self, config):
         super().__init__()
-        self.self = BertSelfAttention(config)
-        self.output = BertSelfOutput(config)
+        self.self = self.self_class(config)
+        self.output = self.output_class(config)
         self.pruned_heads = set()
 
     def prune_heads(self, heads):
@@ -124,9 +126,9 @@ class BertAttention(nn.Module):
 
 
 class BertIntermediate(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, in_size: int | None = None):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.dense = nn.Linear(in_size or config.hidden_size, config.intermediate_size)
         self.intermediate_act_fn = activation_module(config.hidden_act)
 
     def forward(self, hidden):
@@ -134,11 +136,14 @@ class BertIntermediate(nn.Module):
 
 
 class BertPredictionHeadTransform(nn.Module):
-    def __init__(self, config):
+    """dense (hidden_size -> `width`, default hidden_size), activation, LayerNorm."""
+
+    def __init__(self, config, width: int | None = None):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        width = width or config.hidden_size
+        self.dense = nn.Linear(config.hidden_size, width)
         self.transform_act_fn = activation_module(config.hidden_act)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
 
     def forward(self, hidden):
         return self.LayerNorm(self.transform_act_fn(self.dense(hidden)))

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..configuration import PretrainedConfig
 from ..generation.utils import GenerationMixin
-from ..heads import check_kwargs, finish
+from ..heads import OutputEmbeddings, check_kwargs, finish
 from ..layers import causal_lm_loss, keep_last_logits
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions, pack
@@ -93,24 +93,18 @@ class BertGenerationEncoder(WordEmbeddings, BertGenerationPreTrainedModel):
                     attentions=out.attentions, cross_attentions=out.cross_attentions)
 
 
-class BertGenerationDecoder(BertGenerationPreTrainedModel, GenerationMixin):
+class BertGenerationDecoder(OutputEmbeddings, BertGenerationPreTrainedModel, GenerationMixin):
     """BertGenerationEncoder run as a decoder, with a language-model head; the loss predicts each next token."""
 
     _tied_weights_keys = {"lm_head.decoder.weight": "bert.embeddings.word_embeddings.weight",
                           "lm_head.decoder.bias": "lm_head.bias"}
+    lm_bias_follows = True
 
     def __init__(self, config):
         super().__init__(config)
         self.bert = BertGenerationEncoder(config)
         self.lm_head = BertGenerationOnlyLMHead(config)
         self.post_init()
-
-    def get_output_embeddings(self):
-        return self.lm_head.decoder
-
-    def set_output_embeddings(self, new_embeddings):
-        self.lm_head.decoder = new_embeddings
-        self.lm_head.bias = new_embeddings.bias
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, head_mask=None, inputs_embeds=None,
                 encoder_hidden_states=None, encoder_attention_mask=None, labels=None, past_key_values=None,

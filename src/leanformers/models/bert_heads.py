@@ -6,8 +6,8 @@ from __future__ import annotations
 from torch.nn import functional as F
 
 from ..generation.utils import GenerationMixin
-from ..heads import (CausalLM, EncoderHead, MaskedLM, MultipleChoice, QuestionAnswering, SequenceClassification,
-                     TokenClassification)
+from ..heads import (CausalLM, EncoderHead, MaskedLM, MultipleChoice, OutputEmbeddings, QuestionAnswering,
+                     SequenceClassification, TokenClassification)
 from ..outputs import BertForPreTrainingOutput, NextSentencePredictorOutput
 from .bert import BertConfig, BertModel, BertPreTrainedModel, BertPreTrainingHeads
 
@@ -16,35 +16,39 @@ __all__ = ["BertConfig", "BertModel", "BertForPreTraining", "BertLMHeadModel", "
            "BertForMultipleChoice", "BertForQuestionAnswering"]
 
 
-class _BertHead(EncoderHead, BertPreTrainedModel):
-    """`bert` (pooled when `pooling`), and `cls` with the `cls_parts` (mlm, nsp) when they are set."""
+class ClsHead(EncoderHead):
+    """Mixin of the heads of BERT and the families built like it (listed before the family's PreTrainedModel):
+    `cls`, the family's `pretraining_heads_class` with the `cls_parts` (mlm, nsp), when they are set."""
 
-    encoder_class = BertModel
+    pretraining_heads_class = BertPreTrainingHeads
     cls_parts = None
 
     def add_head(self, config):
         if self.cls_parts:
-            self.cls = BertPreTrainingHeads(config, *self.cls_parts)
+            self.cls = self.pretraining_heads_class(config, *self.cls_parts)
 
 
-class _BertLMBase(_BertHead):
+class ClsLMHead(OutputEmbeddings, ClsHead):
+    """Vocabulary scores from `cls.predictions`, whose decoder is the output embeddings (its bias follows)."""
+
+    cls_parts = (True, False)
+    lm_head_path, lm_bias_follows = "cls.predictions", True
+
+
+class _BertHead(ClsHead, BertPreTrainedModel):
+    """`bert` (pooled when `pooling`), and `cls` with the `cls_parts` (mlm, nsp) when they are set."""
+
+    encoder_class = BertModel
+
+
+class _BertLMBase(ClsLMHead, _BertHead):
     _tied_weights_keys = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
                           "cls.predictions.decoder.bias": "cls.predictions.bias"}
-    cls_parts = (True, False)
-
-    def get_output_embeddings(self):
-        return self.cls.predictions.decoder
-
-    def set_output_embeddings(self, new_embeddings):
-        self.cls.predictions.decoder = new_embeddings
-        self.cls.predictions.bias = new_embeddings.bias
-
-    def lm_scores(self, hidden):
-        return self.cls.predictions(hidden)
 
 
 class BertForPreTraining(_BertLMBase):
     pooling, cls_parts = True, (True, True)
+    pretraining_output_class = BertForPreTrainingOutput
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, labels=None, next_sentence_label=None, output_attentions=None,
@@ -55,7 +59,7 @@ class BertForPreTraining(_BertLMBase):
         if labels is not None and next_sentence_label is not None:
             loss = (F.cross_entropy(scores.view(-1, scores.shape[-1]), labels.view(-1))
                     + F.cross_entropy(relationship.view(-1, 2), next_sentence_label.view(-1)))
-        return self.head_output(BertForPreTrainingOutput, locals(), out, loss=loss, prediction_logits=scores,
+        return self.head_output(self.pretraining_output_class, locals(), out, loss=loss, prediction_logits=scores,
                                 seq_relationship_logits=relationship)
 
 

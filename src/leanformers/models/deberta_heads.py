@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..heads import EncoderHead, MaskedLM, QuestionAnswering, SequenceClassification, TokenClassification
 from ..layers import activation, sequence_classification_loss
 from ..outputs import SequenceClassifierOutput
+from .bert import BertPredictionHeadTransform
 from .deberta import DebertaConfig, DebertaModel, DebertaPreTrainedModel
 
 __all__ = ["DebertaConfig", "DebertaModel", "DebertaForMaskedLM", "DebertaForSequenceClassification",
@@ -38,18 +39,13 @@ class ContextPooler(nn.Module):
         return self.act(self.dense(self.dropout(hidden[:, 0])))
 
 
-class LegacyPredictionHeadTransform(nn.Module):
+class LegacyPredictionHeadTransform(BertPredictionHeadTransform):
     """dense (hidden_size -> embedding_size) -> activation -> LayerNorm."""
 
     def __init__(self, config):
-        super().__init__()
-        width = self.embedding_size = getattr(config, "embedding_size", config.hidden_size)
-        self.dense = nn.Linear(config.hidden_size, width)
-        self.transform_act_fn = activation_module(config.hidden_act)
-        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
-
-    def forward(self, hidden):
-        return self.LayerNorm(self.transform_act_fn(self.dense(hidden)))
+        width = getattr(config, "embedding_size", config.hidden_size)
+        super().__init__(config, width)
+        self.embedding_size = width
 
 
 class LegacyLMPredictionHead(nn.Module):

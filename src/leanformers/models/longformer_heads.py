@@ -12,7 +12,7 @@ import logging
 import torch
 from torch import nn
 
-from ..heads import (ClassificationHead, EncoderHead, MaskedLM, MultipleChoice, QuestionAnswering,
+from ..heads import (ClassificationHead, EncoderHead, MaskedLM, MultipleChoice, OutputEmbeddings, QuestionAnswering,
                      SequenceClassification, TokenClassification, check_kwargs)
 from ..outputs import extras, pack
 from . import longformer
@@ -70,21 +70,12 @@ class _LongformerHead(EncoderHead, LongformerPreTrainedModel):
                     global_attentions=out.global_attentions)
 
 
-class LongformerForMaskedLM(MaskedLM, _LongformerHead):
+class LongformerForMaskedLM(MaskedLM, OutputEmbeddings, _LongformerHead):
     _tied_weights_keys = {"lm_head.decoder.weight": "longformer.embeddings.word_embeddings.weight",
                           "lm_head.decoder.bias": "lm_head.bias"}
 
     def add_head(self, config):
         self.lm_head = LongformerLMHead(config)
-
-    def get_output_embeddings(self):
-        return self.lm_head.decoder
-
-    def set_output_embeddings(self, new_embeddings):
-        self.lm_head.decoder = new_embeddings
-
-    def lm_scores(self, hidden):
-        return self.lm_head(hidden)
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..activations import activation_module, prune_attention_heads
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..heads import check_kwargs
@@ -20,7 +19,8 @@ from ..layers import (attention, expand_head_mask, merge_heads, output_flags, pa
                       split_heads)
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutputWithPooling, pack
-from .bert import BertPreTrainingHeads, WordEmbeddings
+from .bert import (BertAttention, BertIntermediate, BertModel, BertPredictionHeadTransform, BertPreTrainingHeads,
+                   WordEmbeddings)
 
 NORMALIZATION_TYPES = ("no_norm", "layer_norm")
 
@@ -143,30 +143,19 @@ class MobileBertSelfOutput(ResidualNorm):
         self.use_bottleneck = config.use_bottleneck
 
 
-class MobileBertAttention(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.self = MobileBertSelfAttention(config)
-        self.output = MobileBertSelfOutput(config)
-        self.pruned_heads = set()
+class MobileBertAttention(BertAttention):
+    """BERT's attention block at true_hidden_size, taking queries, keys and values as separate inputs."""
 
-    def prune_heads(self, heads):
-        """Removes the attention heads numbered in `heads` (numbers of the unpruned layer)."""
-        prune_attention_heads(self, self.self, heads, ("query", "key", "value"), self.output)
+    self_class, output_class = MobileBertSelfAttention, MobileBertSelfOutput
 
     def forward(self, query, key, value, layer_input, mask=None, want_weights=False, head_mask=None):
         out, weights = self.self(query, key, value, mask, want_weights, head_mask)
         return self.output(out, layer_input), weights
 
 
-class MobileBertIntermediate(nn.Module):
+class MobileBertIntermediate(BertIntermediate):
     def __init__(self, config):
-        super().__init__()
-        self.dense = nn.Linear(config.true_hidden_size, config.intermediate_size)
-        self.intermediate_act_fn = activation_module(config.hidden_act)
-
-    def forward(self, hidden):
-        return self.intermediate_act_fn(self.dense(hidden))
+        super().__init__(config, in_size=config.true_hidden_size)
 
 
 class OutputBottleneck(ResidualNorm):
@@ -316,17 +305,8 @@ class MobileBertLMPredictionHead(nn.Module):
         return self.transform(hidden) @ weight + self.decoder.bias
 
 
-class MobileBertPredictionHeadTransform(nn.Module):
-    """dense, activation, LayerNorm (a LayerNorm whatever normalization_type says)."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.transform_act_fn = activation_module(config.hidden_act)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def forward(self, hidden):
-        return self.LayerNorm(self.transform_act_fn(self.dense(hidden)))
+class MobileBertPredictionHeadTransform(BertPredictionHeadTransform):
+    """dense, activation, LayerNorm (a LayerNorm whatever normalization_type says), as BERT's."""
 
 
 class MobileBertPreTrainingHeads(BertPreTrainingHeads):
@@ -358,9 +338,7 @@ class MobileBertModel(WordEmbeddings, MobileBertPreTrainedModel):
         self.pooler = MobileBertPooler(config) if add_pooling_layer else None
         self.post_init()
 
-    def _prune_heads(self, heads_to_prune):
-        for layer, heads in heads_to_prune.items():
-            self.encoder.layer[layer].attention.prune_heads(heads)
+    _prune_heads = BertModel._prune_heads
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):

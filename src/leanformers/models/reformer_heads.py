@@ -9,7 +9,7 @@ from torch import nn
 from ..chunking import apply_in_chunks
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
-from ..heads import ClassificationHead, check_kwargs, head_dropout_prob
+from ..heads import ClassificationHead, OutputEmbeddings, check_kwargs, head_dropout_prob
 from ..layers import (causal_lm_loss, keep_last_logits, sequence_classification_loss, span_logits, span_loss,
                       token_loss)
 from ..outputs import MaskedLMOutput, QuestionAnsweringModelOutput, SequenceClassifierOutput, pack
@@ -40,19 +40,14 @@ class ReformerOnlyLMHead(nn.Module):
         return apply_in_chunks(self.decoder, self.chunk_size_lm_head, self.seq_len_dim, hidden_states)
 
 
-class _LMHeadModel(ReformerPreTrainedModel):
+class _LMHeadModel(OutputEmbeddings, ReformerPreTrainedModel):
+    lm_bias_follows = True
+
     def __init__(self, config):
         super().__init__(config)
         self.reformer = ReformerModel(config)
         self.lm_head = ReformerOnlyLMHead(config)
         self.post_init()
-
-    def get_output_embeddings(self):
-        return self.lm_head.decoder
-
-    def set_output_embeddings(self, new_embeddings):
-        self.lm_head.decoder = new_embeddings
-        self.lm_head.bias = new_embeddings.bias
 
 
 class ReformerModelWithLMHead(_LMHeadModel, GenerationMixin):

@@ -15,8 +15,8 @@ from torch.nn import functional as F
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
-from ..heads import (CausalLM, EncoderHead, FirstTokenClassifier, MaskedLM, MultipleChoice, QuestionAnswering,
-                     SequenceClassification, TokenClassification)
+from ..heads import (CausalLM, EncoderHead, FirstTokenClassifier, MaskedLM, MultipleChoice, OutputEmbeddings,
+                     QuestionAnswering, SequenceClassification, TokenClassification)
 from .bert import (BertConfig, BertEmbeddings, BertEncoder, BertModel, BertPooler, BertPreTrainedModel,
                    WordEmbeddings)
 
@@ -110,21 +110,12 @@ class _RobertaHead(EncoderHead, RobertaPreTrainedModel):
     encoder_class = RobertaModel
 
 
-class _RobertaLMBase(_RobertaHead):
+class _RobertaLMBase(OutputEmbeddings, _RobertaHead):
     _tied_weights_keys = {"lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
                           "lm_head.decoder.bias": "lm_head.bias"}
 
     def add_head(self, config):
         self.lm_head = RobertaLMHead(config)
-
-    def get_output_embeddings(self):
-        return self.lm_head.decoder
-
-    def set_output_embeddings(self, new_embeddings):
-        self.lm_head.decoder = new_embeddings
-
-    def lm_scores(self, hidden):
-        return self.lm_head(hidden)
 
 
 class RobertaForCausalLM(CausalLM, _RobertaLMBase, GenerationMixin):
