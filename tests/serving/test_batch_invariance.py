@@ -14,7 +14,7 @@ from leanformers.generation.batch_invariant import batch_invariant
 from leanformers.serving.engine import Engine, GenerationRequest
 
 NEW_TOKENS = 10
-LENGTHS = [5, 9, 3, 17, 40, 2, 33, 12]
+LENGTHS = [5, 9, 3, 17, 70, 2, 33, 12]  # 70: more than one block of queries (QUERY_BLOCK)
 
 
 def _prompts(seed=0):

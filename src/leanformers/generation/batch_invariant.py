@@ -10,11 +10,14 @@ take another token. Inside `batch_invariant()` every call is put into one canoni
   other rows are, but a single row (a matrix-vector product) or a part-filled last group takes other paths
   (measured on the x86 kernels of torch's CPU build; `tests/serving` checks it on every run);
 - attention (`F.scaled_dot_product_attention`) runs one batch row at a time, on that row's real keys and queries
-  only (the padding columns and rows a mask hides are cut away), with no mask when what remains is fully visible
-  and SDPA's own causal mask when what remains is the plain causal pattern, as the same row has alone.
+  only (the padding columns and rows a mask hides are cut away), with no mask when what remains is fully visible;
+  causal attention of several queries runs in blocks of QUERY_BLOCK queries at fixed positions (0..63, 64..127,
+  ...), each over the keys up to its last query, so a prompt prefilled in chunks of a multiple of QUERY_BLOCK
+  tokens makes the same calls as the prompt prefilled at once.
 
 Element-wise ops and per-row norms are row-independent already. The cost is the matrix product in place of the
-matrix-vector product for a single row (the padded rows), and one attention call per row.
+matrix-vector product for a single row (the padded rows), and one attention call per row (and per block of a
+long prompt's queries).
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 ROW_MULTIPLE = 4  # rows in a full group of the CPU matrix kernels: such a row's floats do not depend on the others
+QUERY_BLOCK = 64  # queries per call of causal attention, at positions that are multiples of it
 
-__all__ = ["batch_invariant", "BatchInvariantMode", "ROW_MULTIPLE"]
+__all__ = ["batch_invariant", "BatchInvariantMode", "ROW_MULTIPLE", "QUERY_BLOCK"]
 
 
 def _padded_linear(x, weight, bias=None):
@@ -62,6 +66,35 @@ def _selector(flags):
     return slice(first, last + 1) if last - first + 1 == where.numel() else where
 
 
+def _causal_blocks(q, k, v, scale, enable_gqa):
+    """Causal attention of one batch row whose queries are the last q.shape[2] of its k.shape[2] positions, run in
+    blocks of queries at positions [j * QUERY_BLOCK, (j + 1) * QUERY_BLOCK), each over the keys up to its end."""
+    queries, keys = q.shape[2], k.shape[2]
+    first, start, outs = keys - queries, keys - queries, []
+    while start < keys:
+        end = min(keys, (start // QUERY_BLOCK + 1) * QUERY_BLOCK)
+        block, key, value = q[:, :, start - first:end - first], k[:, :, :end], v[:, :, :end]
+        if end - start == 1:  # one query sees every key: no mask
+            out = F.scaled_dot_product_attention(block, key, value, scale=scale, enable_gqa=enable_gqa)
+        elif start == 0:
+            out = F.scaled_dot_product_attention(block, key, value, is_causal=True, scale=scale, enable_gqa=enable_gqa)
+        else:
+            keep = torch.ones(end - start, end, dtype=torch.bool, device=q.device).tril(diagonal=start)
+            out = F.scaled_dot_product_attention(block, key, value, attn_mask=keep, scale=scale, enable_gqa=enable_gqa)
+        outs.append(out)
+        start = end
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+
+
+def _is_causal_pattern(keep) -> bool:
+    """True when (..., queries, keys) `keep` lets query i see keys 0..keys - queries + i, for several queries."""
+    queries, keys = keep.shape[-2], keep.shape[-1]
+    if queries < 2 or queries > keys:
+        return False
+    causal = torch.ones(queries, keys, dtype=torch.bool, device=keep.device).tril(diagonal=keys - queries)
+    return bool((keep == causal).all())
+
+
 def _row_attention(q, k, v, keep, scale, enable_gqa):
     """SDPA for one batch row (tensors with batch 1) in canonical form -> (output, query selector)."""
     query_len = q.shape[2]
@@ -75,14 +108,12 @@ def _row_attention(q, k, v, keep, scale, enable_gqa):
     keep = keep[:, query_sel] if per_query.shape[0] == query_len else keep
     keep = keep[..., key_sel]
     q, k, v = q[:, :, query_sel], k[:, :, key_sel], v[:, :, key_sel]
-    causal = False
     if bool(keep.all()):
         keep = None
-    elif keep.shape[-2] == keep.shape[-1] == q.shape[2] and bool(
-            (keep == torch.ones_like(keep[0], dtype=torch.bool).tril()).all()):
-        keep, causal = None, True
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if keep is None else keep[None], is_causal=causal,
-                                         scale=scale, enable_gqa=enable_gqa)
+    elif keep.shape[-2] == q.shape[2] and _is_causal_pattern(keep):
+        return _causal_blocks(q, k, v, scale, enable_gqa), query_sel
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if keep is None else keep[None], scale=scale,
+                                         enable_gqa=enable_gqa)
     return out, query_sel
 
 
@@ -94,10 +125,15 @@ def _invariant_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False
         k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
     enable_gqa = False
     batch = q.shape[0]
+    if attn_mask is None and is_causal and q.shape[2] == k.shape[2]:  # SDPA's own causal mask: each row alone
+        if batch == 1:
+            return _causal_blocks(q, k, v, scale, enable_gqa)
+        return torch.cat([_causal_blocks(q[b:b + 1], k[b:b + 1], v[b:b + 1], scale, enable_gqa)
+                          for b in range(batch)])
     if attn_mask is None and batch == 1:
         return F.scaled_dot_product_attention(q, k, v, is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
-    if is_causal and attn_mask is None:  # several rows, SDPA's own causal mask: each row alone, same call
-        return torch.cat([F.scaled_dot_product_attention(q[b:b + 1], k[b:b + 1], v[b:b + 1], is_causal=True,
+    if attn_mask is None and is_causal:  # several rows, SDPA's causal mask (top-left when queries < keys)
+        return torch.cat([F.scaled_dot_product_attention(q[b:b + 1], k[b:b + 1], v[b:b + 1], is_causal=is_causal,
                                                          scale=scale, enable_gqa=enable_gqa) for b in range(batch)])
     keep = None if attn_mask is None else _keep_mask(attn_mask, q.dtype)
     out = q.new_zeros(*q.shape[:-1], v.shape[-1])                      # (batch, heads, queries, value dim)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .completions import chat_completions, completions
-from .engine import Engine, QueueFullError, ShuttingDownError
+from .engine import DEFAULT_CHUNK, Engine, QueueFullError, ShuttingDownError
 from .metrics import Metrics
 from .protocol import APIError, parse_body
 from .tasks import TaskRunner
@@ -31,14 +31,15 @@ class ServerState:
 
 
 def build_state(served, max_batch: int = 8, max_queue: int = 64, max_len: int | None = None,
-                invariant: bool = False, api_key: str | None = None) -> ServerState:
+                invariant: bool = False, api_key: str | None = None,
+                prefill_chunk: int = DEFAULT_CHUNK) -> ServerState:
     """The server's state around a loaded model (see served.load): the engine for generative models."""
     metrics = Metrics()
     engine = None
     if served.generative:
         limit = min(max_len or DEFAULT_MAX_LEN, served.max_context)
         engine = Engine(served.model, max_batch=max_batch, max_queue=max_queue, max_len=limit, invariant=invariant,
-                        metrics=metrics)
+                        metrics=metrics, prefill_chunk=prefill_chunk)
     return ServerState(served=served, engine=engine, tasks=TaskRunner(served), metrics=metrics, api_key=api_key,
                        started=time.time())
 

@@ -1,14 +1,19 @@
 """The scheduler: iteration-level (continuous) batching of generation requests over one causal LM.
 
-One worker thread owns the model. Each iteration it (1) drops cancelled requests, (2) prefills at most one waiting
-request alone (so a new prompt delays the running streams by one prefill, never more) and stores its keys and values
-in a free slot, (3) runs one decoding step over every running request. A request leaves the batch the moment it
-finishes or is cancelled; its slot is reused at once. Requests wait in a bounded queue while every slot is taken.
+One worker thread owns the model. Each iteration it (1) drops cancelled requests, (2) prefills at most
+`prefill_chunk` prompt tokens (chunked prefill: a long prompt is prefilled a chunk per iteration, several short ones
+share an iteration, each in its own forward pass), (3) runs one decoding step over every running request. So a new
+prompt, however long, delays the running streams by one chunk per step, never more. A prompt whose prefill is done
+moves its keys and values into a free slot and joins the decoding batch; only one prompt is part-way at a time, so
+its own growing cache adds at most one slot's worth to the fixed slot memory. A request leaves the batch the moment
+it finishes or is cancelled; its slot is reused at once. Requests wait in a bounded queue while every slot is taken.
 
 With `invariant=True` the forward passes run in generation/batch_invariant.py's canonical forms, so a request's
 greedy tokens are bitwise those of `model.generate(..., do_sample=False, batch_invariant=True)` run alone, whatever
-else is in the batch. Without it each step uses the fastest kernels for its batch size: a request that runs alone
-gets generate()'s own tokens, and one in a batch may differ from them where two logits are within rounding.
+else is in the batch: every chunk but a prompt's last is a multiple of QUERY_BLOCK tokens and a last chunk is never
+a single token, so a chunk's attention makes the same calls as the prompt's prefill in one pass. Without it each
+step uses the fastest kernels for its shapes: a request alone whose prompt fits in one chunk gets generate()'s own
+tokens; a longer prompt, or one in a batch, may take another token where two logits are within rounding.
 """
 
 from __future__ import annotations
@@ -22,9 +27,16 @@ from dataclasses import dataclass, field
 import torch
 
 from ..cache import DynamicCache
-from ..generation.batch_invariant import batch_invariant
+from ..generation.batch_invariant import QUERY_BLOCK, batch_invariant
 from .metrics import Metrics
 from .slots import KVSlots
+
+
+DEFAULT_CHUNK = 128  # prompt tokens prefilled between two decoding steps
+
+
+class _Cancelled(Exception):
+    """A request was cancelled before its prefill."""
 
 
 class QueueFullError(Exception):
@@ -59,6 +71,8 @@ class GenerationRequest:
     slot: int = -1
     generator: torch.Generator | None = None
     submitted: float = field(default_factory=time.monotonic)
+    prefill_cache: DynamicCache | None = None  # keys and values of the chunks prefilled so far
+    prefilled: int = 0                         # prompt tokens prefilled so far
 
     def cancel(self):
         self.cancelled = True
@@ -68,12 +82,16 @@ class Engine:
     """Continuous batching over `model` with at most `max_batch` running and `max_queue` waiting requests."""
 
     def __init__(self, model, max_batch: int = 8, max_queue: int = 64, max_len: int = 2048,
-                 invariant: bool = False, metrics: Metrics | None = None):
+                 invariant: bool = False, metrics: Metrics | None = None, prefill_chunk: int = DEFAULT_CHUNK):
+        if prefill_chunk < QUERY_BLOCK or prefill_chunk % QUERY_BLOCK:
+            raise ValueError(f"prefill_chunk={prefill_chunk} must be a positive multiple of {QUERY_BLOCK} tokens "
+                             f"(e.g. {DEFAULT_CHUNK}).")
         self.model, self.max_batch, self.max_queue, self.max_len = model, max_batch, max_queue, max_len
-        self.invariant = invariant
+        self.invariant, self.prefill_chunk = invariant, prefill_chunk
         self.metrics = metrics or Metrics()
         self.slots = KVSlots(max_batch, max_len)
         self.waiting: collections.deque[GenerationRequest] = collections.deque()
+        self.prefilling: list[GenerationRequest] = []   # admitted (a slot is kept for each), prompt not done
         self.running: list[GenerationRequest] = []
         self.accepting = True
         self._wake = threading.Condition()
@@ -103,7 +121,7 @@ class Engine:
         """Stop taking requests, cancel what is left, stop the worker (bounded by `timeout` seconds)."""
         with self._wake:
             self.accepting = False
-            for request in [*self.waiting, *self.running]:
+            for request in [*self.waiting, *self.prefilling, *self.running]:
                 request.cancel()
             self._stop = True
             self._wake.notify()
@@ -117,20 +135,12 @@ class Engine:
     def _loop(self):
         while True:
             with self._wake:
-                while not self._stop and not self.waiting and not self.running:
+                while not self._stop and not self.waiting and not self.running and not self.prefilling:
                     self._wake.wait(0.5)
-                if self._stop and not self.running and not self.waiting:
+                if self._stop and not self.running and not self.waiting and not self.prefilling:
                     return
-                admit = self.waiting.popleft() if self.waiting and len(self.running) < self.max_batch else None
-                self.metrics.queue_depth = len(self.waiting)
             self._drop_cancelled()
-            if admit is not None:
-                try:
-                    self._prefill(admit)
-                except Exception as err:  # noqa: BLE001 - a failed prefill ends its own request only
-                    if admit in self.running:
-                        self.running.remove(admit)
-                    admit.emit("done", f"error: {type(err).__name__}: {err}")
+            self._prefill_budget()
             if self.running:
                 try:
                     self._decode_step()
@@ -139,7 +149,54 @@ class Engine:
                         request.emit("done", f"error: {type(err).__name__}: {err}")
                     self.running.clear()
 
+    def _admit(self) -> GenerationRequest | None:
+        """The next waiting request, when a slot is free for it."""
+        with self._wake:
+            request = None
+            if self.waiting and len(self.running) + len(self.prefilling) < self.max_batch:
+                request = self.waiting.popleft()
+                self.prefilling.append(request)
+            self.metrics.queue_depth = len(self.waiting)
+            return request
+
+    def _prefill_budget(self):
+        """Prefill up to `prefill_chunk` prompt tokens: the unfinished prompt first, then newly admitted ones."""
+        budget, index = self.prefill_chunk, 0
+        while budget > 0:
+            request = self.prefilling[index] if index < len(self.prefilling) else self._admit()
+            if request is None:
+                return
+            left = len(request.prompt_ids) - request.prefilled
+            take = left if left <= budget else budget - budget % QUERY_BLOCK
+            if left - take == 1:  # no lone last token: its attention would take another kernel path
+                take += 1
+            if take == 0 and left > 0:
+                return
+            try:
+                if request.cancelled:
+                    raise _Cancelled
+                if left == 0:
+                    raise ValueError("the prompt is empty")
+                self._prefill_chunk(request, take)
+            except Exception as err:  # noqa: BLE001 - a failed prefill ends its own request only
+                if request in self.prefilling:
+                    self.prefilling.remove(request)
+                request.prefill_cache = None
+                if request in self.running:
+                    self.running.remove(request)
+                request.emit("done", "cancelled" if isinstance(err, _Cancelled) else
+                             f"error: {type(err).__name__}: {err}")
+                continue
+            budget -= take
+            if request in self.prefilling:  # not finished: it is continued first in the next iteration
+                index += 1
+
+    @torch.inference_mode()  # a finished request's slot is refilled by moving another's (inference) tensors
     def _drop_cancelled(self):
+        for request in [r for r in self.prefilling if r.cancelled]:
+            self.prefilling.remove(request)
+            request.prefill_cache = None
+            request.emit("done", "cancelled")
         for request in [r for r in self.running if r.cancelled]:
             self._finish(request, "cancelled")
 
@@ -147,24 +204,29 @@ class Engine:
         return batch_invariant(self.invariant)
 
     @torch.inference_mode()
-    def _prefill(self, request: GenerationRequest):
-        if request.cancelled:
-            request.emit("done", "cancelled")
-            return
+    def _prefill_chunk(self, request: GenerationRequest, take: int):
+        """Run the next `take` prompt tokens of `request`; after its last chunk it joins the decoding batch."""
         started = time.monotonic()
-        ids = torch.tensor([request.prompt_ids], dtype=torch.long, device=self._device)
-        cache = DynamicCache()
-        kwargs = {self._cache_kw: cache, "use_cache": True}
+        begin = request.prefilled
+        ids = torch.tensor([request.prompt_ids[begin:begin + take]], dtype=torch.long, device=self._device)
+        if request.prefill_cache is None:
+            request.prefill_cache = DynamicCache()
+        kwargs = {self._cache_kw: request.prefill_cache, "use_cache": True}
         if self.model._supports_logits_to_keep():
             kwargs["logits_to_keep"] = 1
         with self._context():
             out = self.model(input_ids=ids, return_dict=True, **kwargs)
+        request.prefilled += take
+        self.metrics.observe("prefill_seconds", time.monotonic() - started)
+        if request.prefilled < len(request.prompt_ids):
+            return
+        self.prefilling.remove(request)
         request.slot = len(self.running)
-        request.length = self.slots.store(request.slot, cache)
+        request.length = self.slots.store(request.slot, request.prefill_cache)
+        request.prefill_cache = None
         if request.seed is not None:
             request.generator = torch.Generator(device="cpu").manual_seed(int(request.seed))
         self.running.append(request)
-        self.metrics.observe("prefill_seconds", time.monotonic() - started)
         self.metrics.observe("ttft", time.monotonic() - request.submitted)
         self.metrics.prompt_tokens += len(request.prompt_ids)
         self._take(request, out.logits[0, -1].float())

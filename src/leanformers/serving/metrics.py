@@ -15,7 +15,7 @@ _BUCKETS = {
 _HELP = {
     "ttft": "Seconds from a request's arrival to its first token.",
     "latency": "Seconds from a request's arrival to its last token.",
-    "prefill_seconds": "Seconds of one prompt prefill.",
+    "prefill_seconds": "Seconds of one prefill chunk (a prompt longer than --prefill-chunk takes several).",
     "batch_size": "Running requests in one decoding step.",
 }
 
