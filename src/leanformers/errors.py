@@ -37,6 +37,10 @@ class MissingCheckpointError(CheckpointError, ResourceNotFoundError):
     other missing files."""
 
 
+class QuantizationError(LeanformersError, ValueError):
+    """A quantize= mode that does not exist, or what a quantized model cannot do (save, train, change device)."""
+
+
 class TokenizerError(LeanformersError, ValueError):
     """A tokenizer was called with input or options it cannot honour, or its files are damaged."""
 

@@ -170,12 +170,29 @@ class PreTrainedModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, **kwargs):
-        """Load a checkpoint (folder, repo id, or weights file) into this class; see Transformers' keywords."""
+        """Load a checkpoint (folder, repo id, or weights file) into this class; see Transformers' keywords.
+        `quantize="int8"` (or "int8-dynamic") quantizes the loaded float32 model for CPU inference (see quantize())."""
         from .loading import load_pretrained
 
         if kwargs.pop("trust_remote_code", False):
             refuse_remote_code()
-        return load_pretrained(cls, pretrained_model_name_or_path, model_args, config, kwargs)
+        quantize = kwargs.pop("quantize", None)
+        if quantize is None:
+            return load_pretrained(cls, pretrained_model_name_or_path, model_args, config, kwargs)
+        if kwargs.get("dtype") is None and kwargs.get("torch_dtype") is None:
+            kwargs["dtype"] = torch.float32  # the int8 weights are made from float32 ones, whatever was saved
+        loaded = load_pretrained(cls, pretrained_model_name_or_path, model_args, config, kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model.quantize(quantize)
+        return loaded
+
+    def quantize(self, mode: str = "int8"):
+        """Quantize this float32 CPU model in place for inference and return it: "int8" (weight-only int8) or
+        "int8-dynamic" (int8 weights and activations); see leanformers/quantize.py. It can then no longer be trained,
+        saved, moved or cast."""
+        from .quantize import quantize_model
+
+        return quantize_model(self, mode)
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, save_directory, state_dict=None, safe_serialization: bool = True,
@@ -183,6 +200,8 @@ class PreTrainedModel(nn.Module):
         """Write config.json and the weights (sharded above `max_shard_size`) in a layout Transformers loads."""
         if os.path.isfile(save_directory):
             raise CheckpointError(f"save_pretrained expects a folder, but {save_directory} is a file.")
+        if getattr(self, "quantization_mode", None) and state_dict is None:
+            self.state_dict()  # a quantized layer refuses, naming the fix, before any file is written
         if not is_main_process:
             return
         os.makedirs(save_directory, exist_ok=True)
