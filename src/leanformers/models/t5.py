@@ -81,8 +81,10 @@ class T5DenseActDense(nn.Module):
 
     def forward(self, hidden):
         hidden = self.dropout(self._inner(hidden))
-        # wo may be kept in float32 under half precision
-        return few_rows_linear(hidden.to(self.wo.weight.dtype), self.wo)
+        # wo may be kept in float32 under half precision (a quantized wo is not an nn.Linear: its weight is rebuilt
+        # on every access, and it takes float32 anyway)
+        dtype = self.wo.weight.dtype if isinstance(self.wo, nn.Linear) else hidden.dtype
+        return few_rows_linear(hidden.to(dtype), self.wo)
 
 
 class T5DenseGatedActDense(T5DenseActDense):
