@@ -15,6 +15,7 @@ from pathlib import Path
 
 OUT = Path(os.environ.get("LEANFORMERS_FIXTURES", Path(__file__).resolve().parent.parent / "fixtures")) / "tf-models"
 VOCAB, SEQ = 99, 7
+SEPARATORS = [2, 3, 4]  # where the "-sep" input kinds put their three separator tokens
 
 BERTLIKE = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
                 max_position_embeddings=64, type_vocab_size=2)
@@ -78,6 +79,11 @@ FAMILIES = [
                                                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                                                  max_position_embeddings=64, pad_token_id=0),
      ("Model", "ForCausalLM", "ForSequenceClassification"), "causal"),
+    ("longformer", "Longformer", "LongformerConfig", dict(BERTLIKE, pad_token_id=1, attention_window=4), BERT_HEADS,
+     "text-sep"),  # question answering and multiple choice place global attention from the three separators
+    ("encoder-decoder", "EncoderDecoder", "EncoderDecoderConfig",
+     dict(encoder=dict(BERTLIKE, model_type="bert"), decoder_start_token_id=2, pad_token_id=0,
+          decoder=dict(BERTLIKE, model_type="bert", is_decoder=True, add_cross_attention=True)), ("Model",), "seq2seq"),
 ]
 
 
@@ -88,7 +94,7 @@ def specs():
             name = f"{family}-{head.removeprefix('For').lower()}"
             head_kind = kind
             if head == "ForMultipleChoice":
-                head_kind = "choice" + ("-no-types" if kind == "text-no-types" else "")
+                head_kind = "choice" + kind.removeprefix("text")
             elif head == "DoubleHeadsModel":
                 head_kind = "double"
             elif head == "EncoderModel":
@@ -108,13 +114,18 @@ def make_inputs(kind: str, seed: int) -> dict:
     ids = torch.randint(3, VOCAB, (2, SEQ), generator=g)
     mask = torch.ones(2, SEQ, dtype=torch.long)
     mask[1, -2:] = 0
-    if kind in ("text", "text-no-types"):
+    if kind.endswith("-sep"):  # three separators (sep_token_id 2) in every row; the question is the first two ids
+        ids[:, SEPARATORS] = 2
+    if kind in ("text", "text-no-types", "text-sep"):
         inputs = {"input_ids": ids, "attention_mask": mask}
         if kind != "text-no-types":
             inputs["token_type_ids"] = (torch.arange(SEQ) >= 4).long().expand(2, SEQ).contiguous()
         return inputs
     if kind.startswith("choice"):
-        return {"input_ids": torch.randint(3, VOCAB, (2, 2, SEQ), generator=g)}
+        choices = torch.randint(3, VOCAB, (2, 2, SEQ), generator=g)
+        if kind.endswith("-sep"):
+            choices[..., SEPARATORS] = 2
+        return {"input_ids": choices}
     if kind == "double":
         return {"input_ids": torch.randint(3, VOCAB, (2, 2, SEQ), generator=g),
                 "mc_token_ids": torch.tensor([[SEQ - 1, SEQ - 2], [SEQ - 3, SEQ - 1]])}
@@ -150,9 +161,12 @@ def build(name, tf_name, pt_name, config_class, kwargs, kind, seed):
     tf_model.save_pretrained(folder)
     # The reference's own conversion, into a model built on the CPU: 4.55.4's from_pretrained(from_tf=True) builds
     # on the meta device and then copies into it, which leaves every weight unloaded.
-    pt_model = getattr(transformers, pt_name)(config)
-    pt_model, info = load_tf2_checkpoint_in_pytorch_model(pt_model, str(folder / "tf_model.h5"),
-                                                          allow_missing_keys=True, output_loading_info=True)
+    if pt_name == "EncoderDecoderModel":
+        pt_model, info = converted_parts(tf_model, config, folder), {"missing_keys": []}
+    else:
+        pt_model = getattr(transformers, pt_name)(config)
+        pt_model, info = load_tf2_checkpoint_in_pytorch_model(pt_model, str(folder / "tf_model.h5"),
+                                                              allow_missing_keys=True, output_loading_info=True)
     pt_model.tie_weights()
     params = dict(pt_model.named_parameters(remove_duplicate=False))  # missing buffers are computed at init
     shared = {p.data_ptr() for n, p in params.items() if n not in info["missing_keys"]}
@@ -172,6 +186,28 @@ def build(name, tf_name, pt_name, config_class, kwargs, kind, seed):
     torch.save(reference, folder / "reference.pt")
     for extra in set(os.listdir(folder)) - {"tf_model.h5", "config.json", "reference.pt"}:
         os.remove(folder / extra)
+
+
+def converted_parts(tf_model, config, folder: Path):
+    """The PyTorch EncoderDecoderModel of a TFEncoderDecoderModel, converted part by part as 4.55.4's own from_tf=True
+    does it: each part rebuilt alone in TF, given the part's weights, saved and converted (a part's names in the
+    whole model carry an extra level, which the reference's converter cannot read)."""
+    import transformers
+    from transformers.modeling_tf_pytorch_utils import load_tf2_checkpoint_in_pytorch_model
+
+    parts = {}
+    for side in ("encoder", "decoder"):
+        part = getattr(tf_model, side)
+        alone = type(part)(getattr(config, side))
+        alone(alone.dummy_inputs)
+        weights = {"/".join(w.name.split("/")[2:]): w for w in part.weights}  # without model and part names
+        for weight in alone.weights:
+            weight.assign(weights["/".join(weight.name.split("/")[1:])])
+        alone.save_pretrained(folder / side)
+        pt_part = getattr(transformers, type(part).__name__.removeprefix("TF"))(getattr(config, side))
+        parts[side] = load_tf2_checkpoint_in_pytorch_model(pt_part, str(folder / side / "tf_model.h5"))
+        shutil.rmtree(folder / side)
+    return transformers.EncoderDecoderModel(config=config, encoder=parts["encoder"], decoder=parts["decoder"])
 
 
 # 4.55.4's PyTorch Transformer-XL fails on its first call: its outputs come from 4.34.1 (.venv-ref434), run on the

@@ -60,7 +60,9 @@ def _model_class(name: str):
     from leanformers.auto import REGISTRY
 
     module = next(arch.module for arch in REGISTRY.values() if name in arch.heads.values())
-    return getattr(importlib.import_module(f"leanformers.models.{module}"), name)
+    # ".name": a top-level module (the encoder-decoder model), else one of leanformers.models
+    return getattr(importlib.import_module(f"leanformers{module}" if module.startswith(".") else
+                                           f"leanformers.models.{module}"), name)
 
 
 def _assert_outputs(model, reference: dict):

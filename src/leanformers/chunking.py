@@ -29,5 +29,5 @@ def with_neighbour_chunks(x: torch.Tensor, before: int, after: int) -> torch.Ten
     wrapping around the ends."""
     if before == 0 and after == 0:
         return x
-    shifted = [x if i == 0 else torch.cat([x[:, :, i:], x[:, :, :i]], dim=2) for i in range(-before, after + 1)]
+    shifted = [x if i == 0 else x.roll(-i, dims=2) for i in range(-before, after + 1)]  # chunk c sees chunk c + i
     return torch.cat(shifted, dim=3)

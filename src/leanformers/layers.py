@@ -468,6 +468,8 @@ def linear(x, weight, bias=None):
     times as fast in that form as in the `x @ weight.T` form at these sizes, on the x86 machines measured. Values
     agree with F.linear to float32 rounding.
     """
+    if capturing():  # a recorded graph keeps one form for every batch size
+        return F.linear(x, weight, bias)
     rows = x.numel() // max(x.shape[-1], 1)
     if (not 2 <= rows <= 32 or x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
             or not weight.is_contiguous() or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))):

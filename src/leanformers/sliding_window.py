@@ -12,12 +12,16 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from .layers import capturing
 
-def global_slots(is_global: torch.Tensor):
+
+def global_slots(is_global: torch.Tensor, every_position: bool = False):
     """(batch, seq) bool -> (positions, valid), both (batch, max global count): the global positions of each row in
-    order, then filler positions whose `valid` is False (rows with fewer global tokens than the longest)."""
+    order, then filler positions whose `valid` is False (rows with fewer global tokens than the longest).
+    `every_position` gives one slot per position instead (seq slots): a count that does not depend on the values,
+    for graphs recorded by trace or export, at the cost of global attention over the whole sequence."""
     counts = is_global.sum(dim=1)
-    most = int(counts.max())
+    most = is_global.shape[1] if every_position else int(counts.max())
     positions = torch.argsort(is_global.logical_not().to(torch.uint8), dim=1, stable=True)[:, :most]
     valid = torch.arange(most, device=is_global.device) < counts[:, None]
     return positions, valid
@@ -30,28 +34,24 @@ def gather_positions(x: torch.Tensor, positions: torch.Tensor, dim: int) -> torc
 
 
 def scatter_positions(x: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor, rows: torch.Tensor):
-    """x (batch, seq, width) with the valid `rows` (batch, count, width) written at their `positions`."""
-    batch_index, slot = valid.nonzero(as_tuple=True)
-    return x.index_put((batch_index, positions[batch_index, slot]), rows[batch_index, slot])
+    """x (batch, seq, width) with the valid `rows` (batch, count, width) written at their `positions` (distinct in a
+    row); filler slots write back what x holds, so no shape depends on how many rows are valid."""
+    rows = torch.where(valid[..., None], rows, gather_positions(x, positions, 1))
+    return x.scatter(1, positions[..., None].expand(*positions.shape, x.shape[-1]), rows)
 
 
 def window_blocks(x: torch.Tensor, w: int) -> torch.Tensor:
     """(batch, heads, seq, dim), seq a multiple of w -> (batch, heads, seq / w, 3 * w, dim): block c holds
-    positions c * w - w .. c * w + 2 * w - 1, zeros outside the sequence (a strided view of one padded copy)."""
-    padded = F.pad(x, (0, 0, w, w)).contiguous()
-    batch, heads, length, dim = padded.shape
-    stride = padded.stride()
-    return padded.as_strided((batch, heads, length // w - 2, 3 * w, dim),
-                             (stride[0], stride[1], w * stride[2], stride[2], stride[3]))
+    positions c * w - w .. c * w + 2 * w - 1, zeros outside the sequence (overlapping windows: a view of one padded
+    copy, through unfold so that a traced graph follows the length)."""
+    return F.pad(x, (0, 0, w, w)).unfold(2, 3 * w, w).transpose(-1, -2)
 
 
 def blocked_keys(excluded: torch.Tensor, w: int) -> torch.Tensor:
     """(batch, seq) bool of keys no local query may see -> (batch, 1, seq / w, w, 3 * w) bool, True where query r
     of a block may not attend to column t of its block's keys: outside the sequence, excluded, or outside the
     window (t < r or t > r + 2 * w)."""
-    padded = F.pad(excluded, (w, w), value=True).contiguous()
-    batch, length = padded.shape
-    per_block = padded.as_strided((batch, length // w - 2, 3 * w), (length, w, 1))
+    per_block = F.pad(excluded, (w, w), value=True).unfold(1, 3 * w, w)  # (batch, seq / w, 3 * w)
     row = torch.arange(w, device=excluded.device)[:, None]
     column = torch.arange(3 * w, device=excluded.device)[None, :]
     outside = (column < row) | (column > row + 2 * w)
@@ -80,8 +80,9 @@ def sliding_window_attention(q, k, v, w: int, excluded, global_kv=None, dropout_
     first, then the band from offset -w to +w. Without weights the blocks go through SDPA's fused kernel.
     """
     length = q.shape[2]
-    pad = -length % w  # the blocks need a multiple of w; padded queries are dropped, padded keys excluded
-    if pad:
+    pad = (length + w - 1) // w * w - length  # the blocks need a multiple of w; padded queries are dropped, padded
+    # keys excluded (written so that export sees a multiple of w)
+    if capturing() or pad:  # a recorded graph pads (by 0 if so) for any length
         q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
         excluded = F.pad(excluded, (0, pad), value=True)
     if not want_weights:

@@ -4,8 +4,9 @@ weight names and layouts mapped onto a model's own keys.
 The mapping is one generic rule, the one TensorFlow checkpoints were written against: drop the model's own name (the
 first level), `a___b` levels become `b`, `_._` separates list items, `/` becomes `.`, `kernel` becomes a transposed
 `weight`, `gamma`/`beta` become `weight`/`bias`, `embeddings` becomes `weight`; a name is then matched against the
-model's keys with or without its `base_model_prefix`. Every architecture with TensorFlow checkpoints follows it; none
-needs a table of its own.
+model's keys with or without its `base_model_prefix` (in a model made of models, such as EncoderDecoderModel, also
+without a part's own prefix: TF's `encoder/bert/...` is our `encoder....`). Every architecture with TensorFlow
+checkpoints follows it; none needs a table of its own.
 """
 
 from __future__ import annotations
@@ -126,10 +127,12 @@ def map_tf_weights(model, weights: dict, file: str, ignore_mismatched: bool = Fa
     """TF weights keyed and laid out like `model`'s state dict; a weight whose size differs is an error naming the
     file and both keys (unless `ignore_mismatched`, when the loader re-initialises it)."""
     expected = model.state_dict(keep_vars=True)
+    parts = {name: child.base_model_prefix for name, child in model.named_children()
+             if getattr(child, "base_model_prefix", "")}  # the models a composite model is made of
     state, matched = {}, 0
     for tf_name, array in weights.items():
         name, permutation = tf_to_torch_name(tf_name, array.ndim)
-        key = _match_key(name, expected, model.base_model_prefix)
+        key = _match_key(name, expected, model.base_model_prefix, parts)
         tensor = torch.from_numpy(array) if array.ndim else torch.tensor(array.item())
         if permutation is not None:
             tensor = tensor.permute(permutation)
@@ -154,9 +157,16 @@ def map_tf_weights(model, weights: dict, file: str, ignore_mismatched: bool = Fa
     return state
 
 
-def _match_key(name: str, expected: dict, prefix: str) -> str:
-    """`name`, or `name` with `prefix.` removed or added, whichever the model has."""
-    if name in expected or not prefix:
+def _match_key(name: str, expected: dict, prefix: str, parts: dict | None = None) -> str:
+    """`name`, or `name` with `prefix.` removed or added, or with the own prefix of the part it starts with removed
+    (`parts`: {part: its base_model_prefix}), whichever the model has."""
+    if name in expected:
+        return name
+    head, _, rest = name.partition(".")
+    inner = (parts or {}).get(head, "") + "."
+    if rest.startswith(inner) and f"{head}.{rest[len(inner):]}" in expected:
+        return f"{head}.{rest[len(inner):]}"
+    if not prefix:
         return name
     dotted = prefix + "."
     for candidate in (name[len(dotted):] if name.startswith(dotted) else None, dotted + name):

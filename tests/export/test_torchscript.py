@@ -18,16 +18,15 @@ from tests.parity.legacy import run_legacy
 from .tiny import CONFIGS, SEQ2SEQ, tiny_model, token_ids
 
 MAIN_HEADS = ("Seq2SeqLM", "CausalLM", "MaskedLM")
-# RetriBERT's forward takes query and document ids (test_trace_retribert); Reformer's output carries its hashing
-# buckets, which a trace cannot return
-NOT_TRACED = {"retribert", "reformer"}
+# RetriBERT's forward takes query and document ids (test_trace_retribert)
+NOT_TRACED = {"retribert"}
 CASES = [(model_type, head) for model_type in sorted(set(CONFIGS) - NOT_TRACED)
          for head in ("", next(h for h in MAIN_HEADS if h in REGISTRY[model_type].heads))]
 
 
-def _model(model_type, head):
+def _model(model_type, head, **overrides):
     causal = head == "CausalLM" and model_type not in SEQ2SEQ  # the BERT family's causal heads need is_decoder
-    return tiny_model(model_type, head, torchscript=True, **({"is_decoder": True} if causal else {}))
+    return tiny_model(model_type, head, torchscript=True, **({"is_decoder": True} if causal else {}), **overrides)
 
 
 def _inputs(model, model_type) -> dict:
@@ -138,3 +137,68 @@ def test_trace_retribert():
         traced = torch.jit.trace(model, (ids, mask, ids.flip(0), mask))
         for example in ((ids, mask, ids.flip(0), mask), (ids.flip(0), padded, ids, padded)):
             _assert_same(model(*example), traced(*example))
+
+
+def _global_mask(batch: int, seq: int, *columns) -> torch.Tensor:
+    mask = torch.zeros(batch, seq, dtype=torch.long)
+    mask[:, list(columns)] = 1
+    return mask
+
+
+def test_trace_longformer_with_global_attention_and_other_lengths():
+    """Traced with a global_attention_mask, the module follows other global tokens, and other lengths than the
+    example (padded to the attention window inside the graph)."""
+    model = _model("longformer", "")
+    ids, mask = token_ids(seq=8)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (ids, mask, _global_mask(2, 8, 0)))
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer)
+        buffer.seek(0)
+        loaded = torch.jit.load(buffer)
+        other_ids, other_mask = token_ids(batch=3, seq=11)
+        other_mask[1, -3:] = 0
+        for example in ((ids, mask, _global_mask(2, 8, 0)), (ids.flip(0), mask, _global_mask(2, 8, 1, 5)),
+                        (ids, mask, _global_mask(2, 8)), (other_ids, other_mask, _global_mask(3, 11, 0, 2, 3))):
+            eager = model(*example)
+            _assert_same(eager, traced(*example))
+            _assert_same(eager, loaded(*example))
+
+
+def test_trace_reformer_lsh_draws_its_rotations_in_the_graph():
+    """LSH layers without hash_seed draw new rotations each call from torch's random state, traced as in eager;
+    with hash_seed (rotations re-seeded on every call, which a graph cannot do) tracing is refused."""
+    lsh = dict(attn_layers=["local", "lsh"], num_buckets=2, lsh_attn_chunk_length=4, num_hashes=2)
+    model = _model("reformer", "", **lsh)
+    ids, mask = token_ids()
+    mask[1, :3] = 0
+
+    def seeded(module, *args):
+        torch.manual_seed(5)
+        return module(*args)
+
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (ids, mask), check_trace=False)  # the check would draw other rotations
+        for example in ((ids, mask), (ids.flip(0), torch.ones_like(mask))):
+            _assert_same(seeded(model, *example), seeded(traced, *example))
+        with pytest.raises(ValueError, match="hash_seed=3: LSH attention re-seeds its rotations.*hash_seed=None"):
+            torch.jit.trace(_model("reformer", "", hash_seed=3, **lsh), (ids, mask))
+        with pytest.raises(ValueError, match="cache \\(past_buckets_states\\).*use_cache=False"):
+            torch.jit.trace(lambda i: model(i, use_cache=True), (ids,))
+
+
+@pytest.mark.parametrize("model_type", ["distilbert", "longformer", "bart", "reformer"])
+def test_checks_raise_no_tracer_warning(model_type):
+    """Input checks on sizes and values (position limits, Reformer's axial table) are made in eager runs only, so
+    tracing an encoder meets no TracerWarning from them (Reformer's trace is valid for the chunk layout of the
+    example's length: its chunking and padding branches on the length still warn, and are left out here)."""
+    model = _model(model_type, "")
+    model = model.get_encoder() if model_type == "bart" else model
+    ids, mask = token_ids()
+    structural = ("reformer.py", "reformer_attention.py")
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.jit.trace(model, (ids, mask))
+    ours = [f"{w.filename}:{w.lineno}" for w in caught if isinstance(w.message, torch.jit.TracerWarning)
+            and "leanformers" in w.filename and not w.filename.endswith(structural)]
+    assert ours == []

@@ -43,7 +43,7 @@ SEQ2SEQ = {"bart", "mbart", "marian", "pegasus", "t5"}
 def tiny_model(model_type: str, head: str = "", **overrides):
     """A tiny random model of REGISTRY[model_type] with the given head ("" = the base model), in eval mode."""
     torch.manual_seed(0)
-    config = leanformers.AutoConfig.for_model(model_type, **CONFIGS[model_type], **overrides)
+    config = leanformers.AutoConfig.for_model(model_type, **{**CONFIGS[model_type], **overrides})
     cls = getattr(leanformers, REGISTRY[model_type].heads[head])
     return cls(config).eval()
 

@@ -52,7 +52,7 @@ class BartLearnedPositionalEmbedding(nn.Embedding):
 
     def forward(self, seq_len: int, past_len: int = 0):
         end = past_len + seq_len + self.offset  # -> (seq_len, dim) embeddings of the next seq_len positions
-        if end > self.num_embeddings:
+        if not torch.jit.is_tracing() and end > self.num_embeddings:  # traced, the size is a tensor; checked eagerly
             raise ValueError(f"The model encodes at most {self.num_embeddings - self.offset} positions "
                              f"(max_position_embeddings) but got {past_len + seq_len}; truncate the inputs.")
         return self.weight[past_len + self.offset:end]

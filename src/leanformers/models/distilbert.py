@@ -53,7 +53,7 @@ class DistilBertEmbeddings(nn.Module):
             inputs_embeds = self.word_embeddings(input_ids)
         if position_ids is None:
             seq = inputs_embeds.shape[1]
-            if seq > self.position_embeddings.num_embeddings:
+            if not torch.jit.is_tracing() and seq > self.position_embeddings.num_embeddings:  # traced: a tensor
                 raise ValueError(f"Sequence of {seq} positions is longer than max_position_embeddings="
                                  f"{self.position_embeddings.num_embeddings}; truncate the input.")
             positions = self.position_embeddings.weight[:seq]

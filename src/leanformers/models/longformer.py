@@ -18,7 +18,7 @@ from ..chunking import apply_in_chunks
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..heads import check_kwargs
-from ..layers import merge_heads, output_flags, split_heads
+from ..layers import capturing, merge_heads, output_flags, split_heads
 from ..outputs import ModelOutput, Tensor, pack
 from ..sliding_window import (gather_positions, global_query_attention, global_slots, scatter_positions,
                               sliding_window_attention)
@@ -100,6 +100,14 @@ def layer_windows(config) -> list[int]:
     return windows
 
 
+def first_positions(x, length: int, dim: int):
+    """The first `length` positions of x along `dim`. A recorded graph copies them (index_select): a slice of a
+    symbolic length would tie the graph to whether the example input needed window padding."""
+    if capturing():
+        return x.index_select(dim, torch.arange(length, device=x.device))
+    return x.narrow(dim, 0, length)
+
+
 # ---------------------------------------------------------------------- layers
 class LongformerSelfAttention(nn.Module):
     """Sliding-window attention (query/key/value) plus global attention (query_global/key_global/value_global)."""
@@ -178,17 +186,21 @@ class LongformerEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList([LongformerLayer(config, i) for i in range(config.num_hidden_layers)])
 
-    def forward(self, hidden, masked, is_global, length: int, want_weights=False, want_hidden=False):
-        slots = global_slots(is_global) if bool(is_global.any()) else None
+    def forward(self, hidden, masked, is_global, length: int, want_weights=False, want_hidden=False,
+                may_be_global=True):
+        if capturing():  # the graph cannot depend on which tokens are global: a slot for every position
+            slots = global_slots(is_global, every_position=True) if may_be_global else None
+        else:
+            slots = global_slots(is_global) if bool(is_global.any()) else None
         states, weights, global_weights = [hidden], [], []
         for layer in self.layer:
             hidden, w, g = layer(hidden, masked, is_global, slots, want_weights)
             states.append(hidden)
-            weights.append(w[:, :, :length] if want_weights else None)
+            weights.append(first_positions(w, length, 2) if want_weights else None)
             global_weights.append(g.transpose(2, 3) if want_weights and slots is not None else None)
         return LongformerBaseModelOutput(
-            last_hidden_state=hidden[:, :length],
-            hidden_states=tuple(state[:, :length] for state in states) if want_hidden else None,
+            last_hidden_state=first_positions(hidden, length, 1),
+            hidden_states=tuple(first_positions(state, length, 1) for state in states) if want_hidden else None,
             attentions=tuple(weights) if want_weights else None,
             global_attentions=tuple(global_weights) if want_weights and slots is not None else None)
 
@@ -225,10 +237,12 @@ class LongformerModel(WordEmbeddings, LongformerPreTrainedModel):
         hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         batch, length = hidden.shape[:2]
         mask = merged_attention_mask(attention_mask, global_attention_mask, (batch, length), hidden.device)
-        pad = -length % max(self.config.attention_window)  # whole windows; the padding is cut from the outputs
-        if pad:
+        window = max(self.config.attention_window)  # whole windows; the padding is cut from the outputs
+        pad = (length + window - 1) // window * window - length  # written so that export sees a multiple of window
+        if capturing() or pad:  # a recorded graph pads (by 0 if so) for any length
             hidden, mask = F.pad(hidden, (0, 0, 0, pad)), F.pad(mask, (0, pad))
-        out = self.encoder(hidden, mask <= 0, mask == 2, length, want_weights, want_hidden)
+        out = self.encoder(hidden, mask <= 0, mask == 2, length, want_weights, want_hidden,
+                           may_be_global=global_attention_mask is not None)
         pooled = self.pooler(out.last_hidden_state) if self.pooler is not None else None
         return pack(LongformerBaseModelOutputWithPooling, return_dict, self.config,
                     last_hidden_state=out.last_hidden_state, pooler_output=pooled, hidden_states=out.hidden_states,

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..heads import check_kwargs, finish
-from ..layers import output_flags
+from ..layers import capturing, output_flags
 from ..modeling import PreTrainedModel
 from ..outputs import ModelOutput, Tensor
 from .reformer_layers import (AxialPositionEmbeddings, ReformerDynamicCache, ReformerEmbeddings, ReformerLayer,
@@ -127,7 +127,11 @@ class ReformerModel(ReformerPreTrainedModel):
         check_kwargs(self, kwargs)
         want_weights, want_hidden = output_flags(self.config, output_attentions, output_hidden_states)
         # the cache serves decoding; in training it would keep every layer's input, which reversibility avoids
-        use_cache = (use_cache if use_cache is not None else self.config.use_cache) and not self.training
+        if use_cache and capturing():
+            raise ValueError("Reformer's cache (past_buckets_states) is a Python object that torch.jit.trace and "
+                             "torch.export cannot return; record the model with use_cache=False.")
+        default = self.config.use_cache and not capturing()  # a recorded graph returns tensors only
+        use_cache = (use_cache if use_cache is not None else default) and not self.training
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
         shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from ..chunking import split_chunks, with_neighbour_chunks
 from ..errors import ConfigError
+from ..layers import capturing
 
 logger = logging.getLogger("leanformers")
 
@@ -41,6 +42,11 @@ def random_rotations(shape, like: torch.Tensor, seed: int | None) -> torch.Tenso
     """Gaussian rotations; from a generator seeded with `seed` when given (the global one is left alone)."""
     if seed is None:
         return torch.randn(shape, device=like.device, dtype=like.dtype)
+    if capturing():
+        raise ValueError(f"hash_seed={seed}: LSH attention re-seeds its rotations on every call, which a graph "
+                         f"recorded by torch.jit.trace or torch.export cannot do (it would hash with other "
+                         f"rotations than the eager model). Record the model with hash_seed=None (new rotations "
+                         f"each call, from torch's random state) or with only 'local' attn_layers.")
     generator = torch.Generator(device=like.device).manual_seed(seed)
     return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
 
@@ -62,7 +68,8 @@ def hash_buckets(vectors, num_buckets, num_hashes: int, attention_mask, seed, ex
         buckets = buckets + scale * torch.cat([part, -part], dim=-1).argmax(dim=-1)
         start, scale = start + factor // 2, scale * factor
     total = scale
-    if attention_mask is not None and not bool(attention_mask.bool().all()):
+    # recorded graphs always keep a bucket for padding: one more per round, which leaves the sorted order the same
+    if attention_mask is not None and (capturing() or not bool(attention_mask.bool().all())):
         total += 1
         keep = attention_mask.bool()[:, None, None, :].expand(buckets.shape)
         buckets = torch.where(keep, buckets, torch.full_like(buckets, total - 1))

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from ..activations import activation_module
 from ..chunking import apply_in_chunks
 from ..errors import ConfigError
+from ..layers import capturing
 from .reformer_attention import LocalSelfAttention, LSHSelfAttention
 
 ATTENTION_TYPES = {"lsh": LSHSelfAttention, "local": LocalSelfAttention}
@@ -89,7 +90,7 @@ class AxialPositionEmbeddings(nn.Module):
             if self.dropout > 0:  # drops whole columns of the first axis, as the original does
                 grid = F.dropout2d(grid.transpose(2, 1), p=self.dropout, training=True).transpose(2, 1)
             return grid.reshape(batch, seq, -1)
-        if int(position_ids.max()) >= size:
+        if not capturing() and int(position_ids.max()) >= size:  # a check on values, made in eager runs
             raise ValueError(f"Positions up to {int(position_ids.max())} do not fit axial_pos_shape "
                              f"{self.axial_pos_shape} (product {size}); shorten the input.")
         parts, rest = [], position_ids
@@ -123,7 +124,7 @@ class ReformerEmbeddings(nn.Module):
         if position_ids is None:
             position_ids = torch.arange(start_idx_pos_encodings, start_idx_pos_encodings + seq,
                                         device=inputs_embeds.device).expand(batch, seq)
-        if position_ids.shape[-1] > self.max_position_embeddings:
+        if not torch.jit.is_tracing() and position_ids.shape[-1] > self.max_position_embeddings:  # traced: a tensor
             raise ValueError(f"Sequence length {position_ids.shape[-1]} is above max_position_embeddings="
                              f"{self.max_position_embeddings}; shorten the input.")
         hidden = F.dropout(inputs_embeds, p=self.dropout, training=self.training)
@@ -319,7 +320,8 @@ def run_reversible(layers, hidden_states, want_hidden: bool, want_weights: bool,
     """Both streams start as `hidden_states` -> (attention stream, hidden stream, the run's records). Through the
     reversible backward when gradients are wanted, else a plain loop."""
     run = _StackRun(layers, want_hidden, want_weights, kwargs)
-    if torch.is_grad_enabled() and (hidden_states.requires_grad or run.params):
+    recorded = capturing()  # trace and export record the plain loop: a graph holds ops, not a custom backward
+    if torch.is_grad_enabled() and (hidden_states.requires_grad or run.params) and not recorded:
         run.recording = True
         attn_output, hidden_states = _ReversibleStack.apply(hidden_states, hidden_states, run, *run.params)
     else:
