@@ -64,7 +64,20 @@ def lm_case(spec):
         out["ours_missing"] = sorted(info["missing_keys"])
         out["ours_unexpected"] = sorted(info["unexpected_keys"])
         out["ours_first"] = plain(ours.eval()(seg1, output_hidden_states=True))
+    out["resized"] = [resized(spec, *resize) for resize in spec["resizes"]]
     return out
+
+def resized(spec, layer, size, ids, head):
+    model = getattr(transformers, head).from_pretrained(spec["folder"]).eval()
+    torch.manual_seed(7)  # the new rows are drawn from the global generator
+    returned = type(model.resize_token_embeddings(size, layer=layer)).__name__
+    out = {"returned": returned, "cutoffs": model.config.cutoffs, "vocab_size": model.config.vocab_size,
+           "state": dict(model.state_dict())}
+    with torch.no_grad():
+        if head == "TransfoXLModel":
+            return {**out, "hidden": model(ids).last_hidden_state}
+        model.crit.keep_order = True
+        return {**out, "scores": model(ids).prediction_scores, "losses": model(ids, labels=ids).losses}
 
 def classifier_case(spec):
     torch.manual_seed(0)
@@ -84,6 +97,22 @@ def _ids(shape, vocab, seed):
     return torch.randint(2, vocab, shape, generator=torch.Generator().manual_seed(seed))
 
 
+# (layer, change of the vocabulary size, head): inner and last clusters, growing and shrinking
+RESIZES = {"clusters_div2": [(1, 3, "TransfoXLLMHeadModel"), (-1, -4, "TransfoXLLMHeadModel"),
+                             (0, 2, "TransfoXLModel")],
+           "projected_div1": [(-1, 3, "TransfoXLLMHeadModel")], "plain_div1": [(0, -2, "TransfoXLLMHeadModel")]}
+
+
+def _resizes(name, vocab):
+    """[(layer, new size, ids that reach the last rows, head class)] of a configuration."""
+    out = []
+    for layer, change, head in RESIZES[name]:
+        size = vocab + change
+        ids = torch.stack([torch.arange(size - 6, size), _ids((6,), size, 9)])
+        out.append((layer, size, ids, head))
+    return out
+
+
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
     """Reference models (built and saved by 4.34.1) and their outputs, plus our own random models saved by us and
@@ -101,7 +130,7 @@ def cases(tmp_path_factory):
                     "seg1": _ids((2, 6), vocab, 1), "seg2": _ids((2, 5), vocab, 2), "labels": labels,
                     "head_mask": torch.tensor([[1.0, 0.0, 1.0, 1.0, 0.0][:config["n_head"]],
                                                [0.0, 1.0, 1.0, 0.0, 1.0][:config["n_head"]]]),
-                    "prompt": _ids((2, 4), vocab, 4)}
+                    "prompt": _ids((2, 4), vocab, 4), "resizes": _resizes(name, vocab)}
     ids = _ids((2, 6), CLASSIFIER["vocab_size"], 5)
     ids[0, 4:] = CLASSIFIER["pad_token_id"]
     classifier = {"config": CLASSIFIER, "folder": str(root / "classifier"), "ids": ids, "labels": torch.tensor([2, 0])}
@@ -193,6 +222,33 @@ def test_saved_by_us_loads_in_reference(cases, name):
     assert set(expected["ours_missing"]) <= tied and not expected["ours_unexpected"], expected["ours_missing"]
     with torch.no_grad():
         assert_same(ours(spec["seg1"], output_hidden_states=True), expected["ours_first"])
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_resize_token_embeddings_matches_reference(cases, name):
+    """One cluster resized (4.34.1's `layer=`): same cutoffs, weights (new rows from the same generator), outputs."""
+    spec = cases["lm"][name]
+    for (layer, size, ids, head), expected in zip(spec["resizes"], cases["reference"][name]["resized"]):
+        model = getattr(leanformers, head).from_pretrained(spec["folder"]).eval()
+        torch.manual_seed(7)
+        returned = model.resize_token_embeddings(size, layer=layer)
+        assert type(returned).__name__ == expected["returned"]
+        assert (model.config.cutoffs, model.config.vocab_size) == (expected["cutoffs"], expected["vocab_size"])
+        state = model.state_dict()
+        assert set(state) == set(expected["state"])
+        for key, value in expected["state"].items():
+            torch.testing.assert_close(state[key], value, rtol=0, atol=0, msg=key)
+        with torch.no_grad():
+            if head == "TransfoXLModel":
+                _close(model(ids).last_hidden_state, expected["hidden"], 1e-5, 1e-4, "hidden")
+            else:
+                _close(model(ids).prediction_scores, expected["scores"], 1e-5, 1e-4, "scores")
+                _close(model(ids, labels=ids).losses, expected["losses"], 1e-5, 1e-4, "losses")
+    model = leanformers.TransfoXLLMHeadModel.from_pretrained(spec["folder"])
+    with pytest.raises(leanformers.errors.ConfigError, match="layer=7"):
+        model.resize_token_embeddings(60, layer=7)
+    with pytest.raises(leanformers.errors.ConfigError, match="no rows"):
+        model.resize_token_embeddings(0)
 
 
 def test_classifier_matches_reference(cases):

@@ -151,3 +151,105 @@ def test_hostile_vocab_pickle_is_refused_and_runs_nothing(tmp_path):
 class _Eval:
     def __reduce__(self):
         return eval, ("1",)
+
+
+# ---- building a vocabulary (count_file / count_sents / build_vocab) ----
+BUILDS = {
+    "cased_min_freq": dict(special=["<unk>", "<eos>"], min_freq=2),
+    "lower_max_size": dict(special=["<eos>", "<unk>", "<pad>"], lower_case=True, max_size=60),
+    "no_unk": dict(special=["<eos>"], max_size=25, min_freq=3),
+}
+SENTENCES = [["the", "cat", "sat"], ["The", "<pad>", "zebra", "zebra"], []]
+
+_BUILD_REFERENCE = """
+import warnings
+warnings.filterwarnings("ignore")
+transformers.logging.set_verbosity_error()
+from transformers import TransfoXLTokenizer
+
+def state(tok, probe):
+    known = [t for t in probe if t in tok.sym2idx or t in tok.added_tokens_encoder]
+    return {"idx2sym": list(tok.idx2sym), "sym2idx": dict(tok.sym2idx), "size": [len(tok), tok.vocab_size],
+            "added": dict(tok.added_tokens_encoder), "vocab": dict(tok.get_vocab()),
+            "specials": {name: getattr(tok, name, None) for name in ("unk_idx", "eos_idx", "pad_idx")},
+            "known_ids": tok.convert_tokens_to_ids(known), "decoded": tok.decode(list(range(len(tok.idx2sym))))}
+
+result = {}
+for name, options in payload["builds"].items():
+    tok = TransfoXLTokenizer(**options)
+    lines = tok.count_file(payload["file"], add_eos=True)
+    tok.count_sents(payload["sentences"])
+    tok.build_vocab()
+    out = {"lines": lines, "counts": tok.counter.most_common(), **state(tok, payload["probe"])}
+    if "<unk>" in tok.sym2idx:
+        out["ids"] = [tok(text)["input_ids"] for text in payload["texts"]]
+        out["encoded_file"] = tok.encode_file(payload["file"], ordered=True)
+        out["encoded_sents"] = tok.encode_sents(payload["sentences"])
+    result[name] = out
+tok = TransfoXLTokenizer(vocab_file=payload["vocab_file"], min_freq=5)
+tok.count_file(payload["file"])
+tok.build_vocab()  # from the vocabulary file again, whatever was counted
+result["from_file"] = state(tok, payload["probe"])
+result["from_file"]["ids"] = [tok(text)["input_ids"] for text in payload["texts"]]
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("transfo_xl_build")
+    (root / "corpus.txt").write_text("\n".join(TEXTS[:120] + EXTRA), encoding="utf-8")
+    (root / "vocab.txt").write_text("<eos>\nthe\n<unk>\n,\ncat\nthe\n.\n", encoding="utf-8")
+    payload = {"builds": BUILDS, "file": str(root / "corpus.txt"), "sentences": SENTENCES, "texts": TEXTS[:60] + EXTRA,
+               "vocab_file": str(root / "vocab.txt"), "probe": ["the", "<unk>", "<eos>", "<formula>", "<pad>", "."]}
+    return payload, run_legacy(_BUILD_REFERENCE, payload, python=REF434_PYTHON)
+
+
+def _state(tok, probe):
+    known = [t for t in probe if t in tok.sym2idx or t in tok.added_tokens_encoder]
+    return {"idx2sym": list(tok.idx2sym), "sym2idx": dict(tok.sym2idx), "size": [len(tok), tok.vocab_size],
+            "added": dict(tok.added_tokens_encoder), "vocab": dict(tok.get_vocab()),
+            "specials": {name: getattr(tok, name, None) for name in ("unk_idx", "eos_idx", "pad_idx")},
+            "known_ids": tok.convert_tokens_to_ids(known), "decoded": tok.decode(list(range(len(tok.idx2sym))))}
+
+
+@pytest.mark.parametrize("name", list(BUILDS))
+def test_vocabulary_built_from_counts_matches_reference(built, name):
+    payload, reference = built
+    expected = reference[name]
+    tok = leanformers.TransfoXLTokenizer(**BUILDS[name])
+    lines = tok.count_file(payload["file"], add_eos=True)
+    tok.count_sents(SENTENCES)
+    tok.build_vocab()
+    assert lines == expected["lines"] and len(expected["idx2sym"]) > 10
+    assert tok.counter.most_common() == [tuple(item) for item in expected["counts"]]
+    assert _state(tok, payload["probe"]) == {key: expected[key] for key in _state(tok, payload["probe"])}
+    if "ids" in expected:
+        assert [tok(text)["input_ids"] for text in payload["texts"]] == expected["ids"]
+        assert torch.equal(tok.encode_file(payload["file"], ordered=True), expected["encoded_file"])
+        assert all(map(torch.equal, tok.encode_sents(SENTENCES), expected["encoded_sents"]))
+    else:  # no <unk>: an unknown word is an error in both libraries
+        with pytest.raises(TokenizerError, match="no <unk>"):
+            tok("an unheard-of word")
+
+
+def test_vocabulary_rebuilt_from_its_file_matches_reference(built):
+    payload, reference = built
+    tok = leanformers.TransfoXLTokenizer(vocab_file=payload["vocab_file"], min_freq=5)
+    tok.count_file(payload["file"])
+    tok.build_vocab()
+    expected = reference["from_file"]
+    assert _state(tok, payload["probe"]) == {key: expected[key] for key in _state(tok, payload["probe"])}
+    assert [tok(text)["input_ids"] for text in payload["texts"]] == expected["ids"]
+
+
+def test_an_empty_vocabulary_says_how_to_build_one(tmp_path):
+    tok = leanformers.TransfoXLTokenizer()
+    assert (len(tok.idx2sym), tok.vocab_size) == (0, 0)
+    with pytest.raises(TokenizerError, match="vocabulary is empty.*build_vocab"):
+        tok("some words")
+    with pytest.raises(leanformers.errors.ResourceNotFoundError, match="missing.txt"):
+        tok.count_file(tmp_path / "missing.txt")
+    (tmp_path / "vocab.txt").write_text("the\ncat\n")
+    without_unk = leanformers.TransfoXLTokenizer(vocab_file=str(tmp_path / "vocab.txt"))
+    with pytest.raises(TokenizerError, match="no <unk>"):
+        without_unk.build_vocab()

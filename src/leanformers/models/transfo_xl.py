@@ -8,6 +8,8 @@ transfo_xl_heads.py.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -16,7 +18,7 @@ from ..adaptive_softmax import adaptive_embed, adaptive_log_probs, adaptive_nll,
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..heads import check_kwargs, finish
-from ..layers import attention, check_one_input, expand_head_mask, merge_heads, output_flags
+from ..layers import attention, capturing, check_one_input, expand_head_mask, merge_heads, output_flags
 from ..modeling import PreTrainedModel
 from ..outputs import ModelOutput
 from ..relative_attention import distance_embeddings, inverse_frequencies, rel_shift, segment_attention_mask
@@ -43,28 +45,6 @@ class TransfoXLConfig(PretrainedConfig):
 
 class TransfoXLModelOutput(ModelOutput):
     last_hidden_state: torch.Tensor = None
-    mems: list | None = None
-    hidden_states: tuple | None = None
-    attentions: tuple | None = None
-
-
-class TransfoXLLMHeadModelOutput(ModelOutput):
-    losses: torch.Tensor | None = None
-    prediction_scores: torch.Tensor = None
-    mems: list | None = None
-    hidden_states: tuple | None = None
-    attentions: tuple | None = None
-    loss: torch.Tensor | None = None
-
-    @property
-    def logits(self):
-        """The log-probabilities (`prediction_scores`), which generation reads as logits."""
-        return self.prediction_scores
-
-
-class TransfoXLSequenceClassifierOutputWithPast(ModelOutput):
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor = None
     mems: list | None = None
     hidden_states: tuple | None = None
     attentions: tuple | None = None
@@ -201,16 +181,23 @@ class RelPartialLearnableMultiHeadAttn(nn.Module):
         self.r_r_bias = r_r_bias if r_r_bias is not None else nn.Parameter(torch.empty(self.n_head, self.d_head))
         self.r_net = nn.Linear(config.d_model, inner, bias=False)
 
-    def forward(self, x, positions, mask, memory, head_mask, want_weights):
+    def forward(self, x, positions, mask, memory, head_mask, want_weights, kept=None):
+        """`kept`: a dict where the projection of `positions` is kept for the next call with the same ones."""
         whole = x if memory is None else torch.cat([memory, x], dim=1)    # (batch, keys, d_model)
         batch, keys, query_len = whole.shape[0], whole.shape[1], x.shape[1]
-        heads = self.qkv_net(self.layer_norm(whole) if self.pre_lnorm else whole)
-        q, k, v = (t.reshape(batch, -1, self.n_head, self.d_head).transpose(1, 2) for t in heads.chunk(3, dim=-1))
-        q = q[:, :, -query_len:]                                           # (batch, heads, queries, d_head)
-        r = self.r_net(positions).view(keys, self.n_head, self.d_head).transpose(0, 1)  # (heads, keys, d_head)
+        source = self.layer_norm(whole) if self.pre_lnorm else whole
+        inner = self.n_head * self.d_head  # qkv_net's rows: queries, keys, values; the memory needs no queries
+        q = F.linear(source[:, -query_len:], self.qkv_net.weight[:inner])
+        k, v = F.linear(source, self.qkv_net.weight[inner:]).chunk(2, dim=-1)
+        q, k, v = (t.reshape(batch, -1, self.n_head, self.d_head).transpose(1, 2) for t in (q, k, v))
+        r = None if kept is None else kept.get(self)
+        if r is None:
+            r = self.r_net(positions).view(keys, self.n_head, self.d_head).transpose(0, 1)  # (heads, keys, d_head)
+            if kept is not None:
+                kept[self] = r
         position_scores = rel_shift(torch.matmul(q + self.r_r_bias[:, None], r.transpose(-1, -2)))
         bias = position_scores * self.scale
-        if bool(mask.any()):
+        if capturing() or bool(mask.any()):  # a recorded graph must not depend on the values
             bias = bias.masked_fill(mask, torch.finfo(bias.dtype).min)
         dropout = self.dropatt.p if self.training else 0.0
         out, weights = attention(q + self.r_w_bias[:, None], k, v, bias, dropout, want_weights, self.scale,
@@ -225,8 +212,8 @@ class RelPartialLearnableDecoderLayer(nn.Module):
         self.dec_attn = RelPartialLearnableMultiHeadAttn(config, r_w_bias, r_r_bias)
         self.pos_ff = PositionwiseFF(config)
 
-    def forward(self, x, positions, mask, memory, head_mask, want_weights):
-        x, weights = self.dec_attn(x, positions, mask, memory, head_mask, want_weights)
+    def forward(self, x, positions, mask, memory, head_mask, want_weights, kept=None):
+        x, weights = self.dec_attn(x, positions, mask, memory, head_mask, want_weights, kept)
         return self.pos_ff(x), weights
 
 
@@ -282,9 +269,35 @@ class TransfoXLPreTrainedModel(PreTrainedModel):
             if isinstance(module, (RelPartialLearnableMultiHeadAttn, TransfoXLModel)) and name in module._parameters:
                 self._init_weight(module._parameters[name])
 
-    def resize_token_embeddings(self, *args, **kwargs):
-        raise ConfigError("Resizing the adaptive embeddings of Transformer-XL is not supported; build a config with "
-                          "the new vocab_size and cutoffs and train the clusters you change.")
+    @torch.no_grad()
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, layer: int = -1):
+        """Resize cluster `layer` (default: the last) of the adaptive input embedding to make the vocabulary
+        `new_num_tokens`; returns the embedding. New rows are initialised afresh, the cutoffs from that cluster on
+        move. New tokens of an inner cluster need matching ids in the tokenizer."""
+        base = getattr(self, self.base_model_prefix, self)
+        embeddings = base.word_emb
+        if new_num_tokens is None:
+            return embeddings
+        count = len(embeddings.emb_layers)
+        layer = count - 1 if layer == -1 else layer
+        if not 0 <= layer < count:
+            raise ConfigError(f"layer={layer} is not a cluster of the adaptive embedding (0..{count - 1}, or -1).")
+        old = embeddings.emb_layers[layer]
+        size = new_num_tokens - sum(e.num_embeddings for e in embeddings.emb_layers) + old.num_embeddings
+        if size <= 0:
+            raise ConfigError(f"new_num_tokens={new_num_tokens} leaves cluster {layer} no rows; ask for more tokens.")
+        if size != old.num_embeddings:
+            new = nn.Embedding(size, old.embedding_dim, device=old.weight.device, dtype=old.weight.dtype)
+            self._init_weight(new.weight)
+            keep = min(size, old.num_embeddings)
+            new.weight[:keep] = old.weight[:keep]
+            embeddings.emb_layers[layer] = new
+        sizes = [e.num_embeddings for e in embeddings.emb_layers]
+        cutoffs = [*embeddings.cutoffs, embeddings.n_token]
+        cutoffs[layer:] = [sum(sizes[:i + 1]) for i in range(layer, len(cutoffs))]  # (div_val 1: all the new size)
+        self.config.vocab_size = base.n_token = embeddings.vocab_size = embeddings.n_token = new_num_tokens
+        self.config.cutoffs, embeddings.cutoffs = cutoffs[:-1], cutoffs[:-1].copy()
+        return embeddings
 
 
 class TransfoXLModel(TransfoXLPreTrainedModel):
@@ -306,6 +319,7 @@ class TransfoXLModel(TransfoXLPreTrainedModel):
             shared = (self.r_w_bias, self.r_r_bias)
         self.layers = nn.ModuleList([RelPartialLearnableDecoderLayer(config, *shared) for _ in range(config.n_layer)])
         self.pos_emb = PositionalEmbedding(config.d_model)
+        self._kept_positions = None  # see reusing_positions
         self.post_init()
 
     def get_input_embeddings(self):
@@ -316,6 +330,26 @@ class TransfoXLModel(TransfoXLPreTrainedModel):
 
     def reset_memory_length(self, mem_len: int):
         self.mem_len = mem_len
+
+    @contextlib.contextmanager
+    def reusing_positions(self):
+        """Within the block (generate), the distance embeddings of the last key length and each layer's projection
+        of them are kept: once the memory is full every decoding step has the same. Weights must not change."""
+        self._kept_positions = (None, None, None)
+        try:
+            yield
+        finally:
+            self._kept_positions = None
+
+    def _positions(self, key_len: int, dtype):
+        """(distance embeddings of key_len keys, the dict where layers keep their projections of them or None)."""
+        kept = self._kept_positions  # read once: another thread's generate may end meanwhile
+        if kept is None or self.training:
+            return self.drop(distance_embeddings(key_len, self.pos_emb.inv_freq, self.clamp_len, dtype)), None
+        if kept[0] != (key_len, dtype):
+            kept = ((key_len, dtype), distance_embeddings(key_len, self.pos_emb.inv_freq, self.clamp_len, dtype), {})
+            self._kept_positions = kept
+        return kept[1:]
 
     def init_mems(self, batch_size: int):
         """The memory a first segment sees: `mem_len` zero states per layer, or None when mem_len is 0."""
@@ -346,14 +380,13 @@ class TransfoXLModel(TransfoXLPreTrainedModel):
             mems = self.init_mems(batch)
         mem_len = mems[0].shape[0] if mems is not None else 0
         mask = segment_attention_mask(query_len, mem_len, self.mem_len, self.same_length, embeds.device)
-        positions = self.drop(distance_embeddings(mem_len + query_len, self.pos_emb.inv_freq, self.clamp_len,
-                                                  embeds.dtype))
+        positions, kept = self._positions(mem_len + query_len, embeds.dtype)
         head_masks = expand_head_mask(head_mask, self.n_layer, embeds.dtype)
         hidden, states, weights = self.drop(embeds), [], []
         for i, layer in enumerate(self.layers):
             states.append(hidden)
             memory = None if mems is None else mems[i].transpose(0, 1).to(hidden.dtype)  # (batch, mem, d_model)
-            hidden, layer_weights = layer(hidden, positions, mask, memory, head_masks[i], want_weights)
+            hidden, layer_weights = layer(hidden, positions, mask, memory, head_masks[i], want_weights, kept)
             weights.append(layer_weights)
         hidden = self.drop(hidden)
         out = TransfoXLModelOutput(

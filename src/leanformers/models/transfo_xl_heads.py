@@ -5,16 +5,40 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..errors import ConfigError
 from ..generation.utils import GenerationMixin
 from ..heads import finish
 from ..layers import sequence_classification_loss
-from .transfo_xl import (ProjectedAdaptiveLogSoftmax, TransfoXLConfig, TransfoXLLMHeadModelOutput, TransfoXLModel,
-                         TransfoXLModelOutput, TransfoXLPreTrainedModel, TransfoXLSequenceClassifierOutputWithPast)
+from ..outputs import ModelOutput
+from .transfo_xl import (ProjectedAdaptiveLogSoftmax, TransfoXLConfig, TransfoXLModel, TransfoXLModelOutput,
+                         TransfoXLPreTrainedModel)
 
 __all__ = ["TransfoXLConfig", "TransfoXLModel", "TransfoXLLMHeadModel", "TransfoXLForSequenceClassification",
            "TransfoXLModelOutput", "TransfoXLLMHeadModelOutput", "TransfoXLSequenceClassifierOutputWithPast"]
+
+
+class TransfoXLLMHeadModelOutput(ModelOutput):
+    losses: torch.Tensor | None = None
+    prediction_scores: torch.Tensor = None
+    mems: list | None = None
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+    loss: torch.Tensor | None = None
+
+    @property
+    def logits(self):
+        """The log-probabilities (`prediction_scores`), which generation reads as logits."""
+        return self.prediction_scores
+
+
+class TransfoXLSequenceClassifierOutputWithPast(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor = None
+    mems: list | None = None
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
 
 
 class TransfoXLLMHeadModel(TransfoXLPreTrainedModel, GenerationMixin):
@@ -37,6 +61,21 @@ class TransfoXLLMHeadModel(TransfoXLPreTrainedModel, GenerationMixin):
 
     def reset_memory_length(self, mem_len: int):
         self.transformer.reset_memory_length(mem_len)
+
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, layer: int = -1):
+        """As TransfoXLModel's; the output clusters, tied to the input ones, follow (new biases 0)."""
+        if new_num_tokens is not None and not self.config.tie_word_embeddings:
+            raise ConfigError("The output clusters are not tied to the input ones (tie_word_embeddings=False), so "
+                              "they would keep their old size; tie them or build a model with the new vocabulary.")
+        embeddings = super().resize_token_embeddings(new_num_tokens, layer)
+        self.crit.cutoffs, self.crit.n_token = list(embeddings.cutoffs), embeddings.n_token
+        self.tie_weights()
+        with torch.no_grad():
+            for out_layer, emb_layer in zip(self.crit.out_layers, embeddings.emb_layers):
+                rows = emb_layer.num_embeddings - out_layer.bias.shape[0]  # the bias grows by zeros, or is cut
+                out_layer.bias = nn.Parameter(F.pad(out_layer.bias, (0, rows)))
+                out_layer.out_features = emb_layer.num_embeddings
+        return embeddings
 
     def init_mems(self, batch_size: int):
         return self.transformer.init_mems(batch_size)
@@ -68,6 +107,11 @@ class TransfoXLLMHeadModel(TransfoXLPreTrainedModel, GenerationMixin):
         return result
 
     # ---- generation: the memory is the cache; after the prompt only the newest token is fed ----
+    def generate(self, *args, **kwargs):
+        """GenerationMixin.generate; meanwhile the position projections are made once per key length."""
+        with self.transformer.reusing_positions():
+            return super().generate(*args, **kwargs)
+
     def _cache_argument(self) -> str:
         return "mems"
 

@@ -109,19 +109,27 @@ class XLNetRelativeAttention(nn.Module):
         weights = self.dropout(scores.softmax(dim=-1))
         return torch.matmul(weights, v), (weights if want_weights else None)
 
+    def project(self, x, weight):
+        """(batch, length, d_model) -> (batch, heads, length, head_dim) through a (d_model, heads, head_dim)
+        weight."""
+        out = torch.matmul(x, weight.reshape(self.d_model, -1))
+        return out.view(*x.shape[:2], self.n_head, self.d_head).transpose(1, 2)
+
     def post_attention(self, residual, attn_vec):
-        out = self.dropout(torch.einsum("bnid,hnd->bih", attn_vec, self.o))
+        batch, _, length, _ = attn_vec.shape  # (batch, heads, length, head_dim) -> (batch, length, d_model)
+        merged = attn_vec.transpose(1, 2).reshape(batch, length, -1)
+        out = self.dropout(F.linear(merged, self.o.reshape(self.d_model, -1)))  # no copy of the weight, unlike einsum
         return self.layer_norm(out + residual)
 
     def forward(self, h, g, mask_h, mask_g, r, seg, mem, target_mapping, want_weights):
         context = h if mem is None else torch.cat([mem, h], dim=1)
-        k, v = (torch.einsum("bih,hnd->bnid", context, w) for w in (self.k, self.v))  # (batch, heads, key, dim)
-        k_r = torch.einsum("bih,hnd->bnid", r.to(self.r.dtype), self.r)
-        vec_h, weights_h = self.core(torch.einsum("bih,hnd->bnid", h, self.q), k, v, k_r, seg, mask_h, want_weights)
+        k, v = self.project(context, self.k), self.project(context, self.v)  # (batch, heads, key, dim)
+        k_r = self.project(r.to(self.r.dtype), self.r)
+        vec_h, weights_h = self.core(self.project(h, self.q), k, v, k_r, seg, mask_h, want_weights)
         out_h = self.post_attention(h, vec_h)
         if g is None:
             return out_h, None, weights_h
-        q_g = torch.einsum("bih,hnd->bnid", g, self.q)
+        q_g = self.project(g, self.q)
         if target_mapping is not None:  # each prediction's query moves to the position it predicts, and back
             q_g = torch.einsum("bnmd,bml->bnld", q_g, target_mapping)
         vec_g, weights_g = self.core(q_g, k, v, k_r, seg, mask_g, want_weights)
@@ -275,7 +283,9 @@ class XLNetModel(XLNetPreTrainedModel):
         seg = None
         if token_type_ids is not None:  # True where query and key lie in different segments (memory: segment 0)
             seg = token_type_ids[:, :, None] != F.pad(token_type_ids, (mem_len, 0))[:, None, :]
-        r = self.dropout(relative_positions(config, query_len, mem_len + query_len, batch, device, h.dtype))
+        # one position table serves every row unless the rows differ (bi_data) or each draws its own dropout
+        rows = batch if config.bi_data or (self.training and self.dropout.p > 0) else 1
+        r = self.dropout(relative_positions(config, query_len, mem_len + query_len, rows, device, h.dtype))
         new_mems, states, weights = [], [], []
         for i, layer in enumerate(self.layer):
             mem = None if mems is None or mems[i] is None else mems[i].transpose(0, 1)

@@ -8,6 +8,10 @@ The vocabulary of released checkpoints ships as a pickle (`vocab.pkl`). It is ne
 reader admits only plain data (dict, list, tuple, str, int, float, Counter, OrderedDict) and refuses anything else,
 naming the file and the global it met. A plain `vocab.txt` (one token per line, in id order: the file
 transformers also reads) or `vocab.json` (token -> id) works too; saving writes `vocab.txt`.
+
+Without a vocabulary file the tokenizer starts empty, and one is built as in transformers 4.34.1: `count_file` /
+`count_sents` count tokens, `build_vocab` keeps the `special` tokens first, then the counted ones by falling count
+(`max_size`, `min_freq`); `encode_file` / `encode_sents` turn text into id tensors.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import os
 import pickle
 import re
 import zipfile
+
+from tokenizers.models import WordLevel
 
 from ..errors import ResourceNotFoundError, TokenizerError
 from .python_tokenizer import PythonTokenizer
@@ -109,9 +115,9 @@ class TransfoXLTokenizer(PythonTokenizer):
                 "never_split": None, "language": "en", "clean_up_tokenization_spaces": True}
 
     def _read_vocabulary(self, kwargs) -> dict[str, int]:
-        for key in ("special", "min_freq", "max_size", "lower_case", "delimiter", "language"):
+        for key in ("special", "min_freq", "max_size", "lower_case", "delimiter", "language", "vocab_file"):
             setattr(self, key, kwargs.get(key))
-        self.special = self.special or []
+        self.special, self.counter = self.special or [], collections.Counter()
         moses = _sacremoses()
         self.moses_punct_normalizer = moses.MosesPunctNormalizer(self.language)
         self.moses_tokenizer = moses.MosesTokenizer(self.language)
@@ -146,8 +152,7 @@ class TransfoXLTokenizer(PythonTokenizer):
             data = read_vocab_pickle(pickled)
             symbols = data.get("idx2sym") or [s for s, _ in sorted(data["sym2idx"].items(), key=lambda i: i[1])]
             return list(symbols), data.get("unk_idx")
-        raise TokenizerError("TransfoXLTokenizer needs a vocabulary: pass vocab_file= (vocab.txt or vocab.json) or "
-                             "pretrained_vocab_file= (vocab.pkl), or load a folder that has one.")
+        return [], None  # an empty vocabulary, to be built with count_file / count_sents and build_vocab
 
     @property
     def do_lower_case(self) -> bool:
@@ -196,12 +201,98 @@ class TransfoXLTokenizer(PythonTokenizer):
             return index
         if hasattr(self, "unk_idx"):
             return self.unk_idx
+        if not self.sym2idx:
+            raise TokenizerError("The vocabulary is empty: pass vocab_file= or pretrained_vocab_file=, or build one "
+                                 "with count_file() / count_sents() and build_vocab().")
         raise TokenizerError(f"{token!r} is not in the vocabulary, which has no <unk> token to stand for it.")
 
     def _convert_id_to_token(self, index: int) -> str:
         if not 0 <= index < len(self.idx2sym):
             raise TokenizerError(f"Id {index} is outside the vocabulary (0..{len(self.idx2sym) - 1}).")
         return self.idx2sym[index]
+
+    # ---- building a vocabulary ----
+    def _file_symbols(self, path) -> list[list[str]]:
+        """The tokens of every line of a UTF-8 text file."""
+        if not os.path.isfile(os.fspath(path)):
+            raise ResourceNotFoundError(f"No text file at {os.fspath(path)!r}: pass the path of an existing file.")
+        with open(path, encoding="utf-8") as handle:
+            return [self.tokenize(line) for line in handle]
+
+    def count_file(self, path, verbose: bool = False, add_eos: bool = False) -> list[list[str]]:
+        """Count the tokens of every line of a UTF-8 text file; returns each line's tokens. As in transformers
+        4.34.1, `add_eos` does not reach the tokenizer (no `<eos>` is counted), so that vocabularies agree."""
+        sentences = self._file_symbols(path)
+        self.count_sents(sentences)
+        return sentences
+
+    def count_sents(self, sents, verbose: bool = False) -> None:
+        """Count the tokens of sentences that are already lists of tokens."""
+        for symbols in sents:
+            self.counter.update(symbols)
+
+    def build_vocab(self) -> None:
+        """(Re)build the vocabulary: from `vocab_file` when one was given, else the `special` tokens first, then the
+        counted tokens by falling count (ties in first-seen order), at most `max_size` of them, each counted at
+        least `min_freq` times. Added tokens keep their ids."""
+        self.idx2sym, self.sym2idx = [], collections.OrderedDict()
+        if self.vocab_file:
+            symbols, _ = self._read_symbols({"vocab_file": self.vocab_file})
+            if "<UNK>" not in symbols and "<unk>" not in symbols:
+                raise TokenizerError(f"{self.vocab_file} has no <unk> (or <UNK>) token to stand for unknown words; "
+                                     f"add one to the file.")
+            for symbol in symbols:
+                self._append(symbol)
+            self.unk_idx = self.sym2idx.get("<UNK>", self.sym2idx.get("<unk>"))
+        else:
+            for symbol in self.special:
+                self._append(symbol, special=True)
+            for symbol, count in self.counter.most_common(self.max_size):
+                if count < self.min_freq:
+                    break
+                self._append(symbol)
+        self._sync_backend()
+
+    def add_special(self, sym: str) -> None:
+        """Append a special symbol, and remember its id as `<name>_idx` (`<unk>` -> `unk_idx`)."""
+        self._append(sym, special=True)
+        self._sync_backend()
+
+    def add_symbol(self, sym: str) -> None:
+        """Append a symbol to the vocabulary; a known symbol is left where it is."""
+        self._append(sym)
+        self._sync_backend()
+
+    def _append(self, sym: str, special: bool = False) -> None:
+        if sym not in self.sym2idx:
+            self.idx2sym.append(sym)
+            self.sym2idx[sym] = len(self.idx2sym) - 1
+            if special:
+                setattr(self, f"{sym.strip('<>')}_idx", self.sym2idx[sym])
+
+    def _sync_backend(self) -> None:
+        """The engine under the tokenizer holds the vocabulary too (its size, len()); added tokens keep their ids."""
+        self._tokenizer.model = WordLevel(dict(self.sym2idx), unk_token=str(self.unk_token))
+        self._added_cache = None
+
+    def convert_to_tensor(self, symbols):
+        """The ids of `symbols` as a torch LongTensor."""
+        import torch
+
+        return torch.tensor(self.convert_tokens_to_ids(list(symbols)), dtype=torch.long)
+
+    def encode_sents(self, sents, ordered: bool = False, verbose: bool = False):
+        """One LongTensor of ids per sentence of tokens, or (`ordered`) all of them concatenated."""
+        import torch
+
+        encoded = [self.convert_to_tensor(symbols) for symbols in sents]
+        return torch.cat(encoded) if ordered else encoded
+
+    def encode_file(self, path, ordered: bool = False, verbose: bool = False, add_eos: bool = True,
+                    add_double_eos: bool = False):
+        """encode_sents of a text file's lines; as in transformers 4.34.1, `add_eos` and `add_double_eos` do not
+        reach the tokenizer."""
+        return self.encode_sents(self._file_symbols(path), ordered)
 
     # ---- decoding ----
     def convert_tokens_to_string(self, tokens: list[str]) -> str:
