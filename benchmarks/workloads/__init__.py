@@ -6,4 +6,4 @@ compared between libraries and whether lower or higher is better.
 
 WORKLOADS = ("import_time", "load", "forward", "tokenizer", "seq2seq_generate", "decode",
              "pipeline_text_classification", "pipeline_token_classification", "trainer_startup",
-             "longformer_forward", "deberta_forward")
+             "longformer_forward", "deberta_forward", "transfo_xl", "xlnet", "peers", "onnx_forward")
