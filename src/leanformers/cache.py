@@ -12,8 +12,6 @@ from collections.abc import Iterable
 
 import torch
 
-from .layers import capturing
-
 # A dynamic buffer grows to at least `_GROWTH` times what it must hold, rounded up to `_ROUND` positions, so that the
 # copies made when it grows cost O(1) per token on average.
 _GROWTH = 1.5
@@ -83,7 +81,8 @@ class CacheLayer:
                 raise CacheFullError(f"StaticCache(max_cache_len={self.max_cache_len}) cannot hold {needed} tokens; "
                                      f"create it with a max_cache_len of at least the prompt plus new tokens.")
             capacity = self.max_cache_len
-        elif capturing():  # a recorded graph must not keep the spare room of the example it was recorded with
+        elif torch.jit.is_tracing() or torch.compiler.is_compiling():  # recording a graph (layers.capturing, which
+            # imports this module): the graph must not keep the spare room of the example it was recorded with
             capacity = needed
         else:
             capacity = -(-int(needed * _GROWTH) // _ROUND) * _ROUND
