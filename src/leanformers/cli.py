@@ -222,10 +222,35 @@ def _inputs(args):
     else:
         if sys.stdin.isatty():
             print("Reading inputs from standard input, one per line (Ctrl-D to end)...", file=sys.stderr)
-        source = (_read_line(line, args.input_format) for line in sys.stdin if line.strip())
+        source = (_read_line(line, args.input_format) for line in _stdin_lines() if line.strip())
     if args.context is not None:
         return ({"question": item, "context": args.context} if isinstance(item, str) else item for item in source)
     return source
+
+
+def _stdin_lines():
+    """The lines of standard input, read by a helper thread while this one waits in short slices: Ctrl-C may be
+    delivered to any thread (torch and the tokenizers start their own), and a thread blocked in a read would only
+    act on it after the next line."""
+    import queue
+    import threading
+
+    lines: queue.Queue = queue.Queue(maxsize=64)
+
+    def read():
+        for line in sys.stdin:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True, name="stdin-reader").start()
+    while True:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if line is None:
+            return
+        yield line
 
 
 def command_run(args) -> int:
