@@ -5,6 +5,7 @@ pickle that is read as plain data only."""
 from __future__ import annotations
 
 import collections
+import inspect
 import os
 import pickle
 import re
@@ -167,20 +168,13 @@ warnings.filterwarnings("ignore")
 transformers.logging.set_verbosity_error()
 from transformers import TransfoXLTokenizer
 
-def state(tok, probe):
-    known = [t for t in probe if t in tok.sym2idx or t in tok.added_tokens_encoder]
-    return {"idx2sym": list(tok.idx2sym), "sym2idx": dict(tok.sym2idx), "size": [len(tok), tok.vocab_size],
-            "added": dict(tok.added_tokens_encoder), "vocab": dict(tok.get_vocab()),
-            "specials": {name: getattr(tok, name, None) for name in ("unk_idx", "eos_idx", "pad_idx")},
-            "known_ids": tok.convert_tokens_to_ids(known), "decoded": tok.decode(list(range(len(tok.idx2sym))))}
-
 result = {}
 for name, options in payload["builds"].items():
     tok = TransfoXLTokenizer(**options)
     lines = tok.count_file(payload["file"], add_eos=True)
     tok.count_sents(payload["sentences"])
     tok.build_vocab()
-    out = {"lines": lines, "counts": tok.counter.most_common(), **state(tok, payload["probe"])}
+    out = {"lines": lines, "counts": tok.counter.most_common(), **_state(tok, payload["probe"])}
     if "<unk>" in tok.sym2idx:
         out["ids"] = [tok(text)["input_ids"] for text in payload["texts"]]
         out["encoded_file"] = tok.encode_file(payload["file"], ordered=True)
@@ -189,7 +183,7 @@ for name, options in payload["builds"].items():
 tok = TransfoXLTokenizer(vocab_file=payload["vocab_file"], min_freq=5)
 tok.count_file(payload["file"])
 tok.build_vocab()  # from the vocabulary file again, whatever was counted
-result["from_file"] = state(tok, payload["probe"])
+result["from_file"] = _state(tok, payload["probe"])
 result["from_file"]["ids"] = [tok(text)["input_ids"] for text in payload["texts"]]
 """
 
@@ -201,7 +195,8 @@ def built(tmp_path_factory):
     (root / "vocab.txt").write_text("<eos>\nthe\n<unk>\n,\ncat\nthe\n.\n", encoding="utf-8")
     payload = {"builds": BUILDS, "file": str(root / "corpus.txt"), "sentences": SENTENCES, "texts": TEXTS[:60] + EXTRA,
                "vocab_file": str(root / "vocab.txt"), "probe": ["the", "<unk>", "<eos>", "<formula>", "<pad>", "."]}
-    return payload, run_legacy(_BUILD_REFERENCE, payload, python=REF434_PYTHON)
+    # the reference side reads its tokenizers with the same `_state` as this side
+    return payload, run_legacy(inspect.getsource(_state) + _BUILD_REFERENCE, payload, python=REF434_PYTHON)
 
 
 def _state(tok, probe):
