@@ -5,6 +5,8 @@ file or an argument; each also keeps the built-in base (ValueError, OSError) tha
 catches. docs/errors.md lists what raises each class and what to do about it.
 """
 
+import contextlib
+
 
 class LeanformersError(Exception):
     """Base of every leanformers error: a bad file, a bad argument, or something missing."""
@@ -57,3 +59,17 @@ def refuse_remote_code():
         "trust_remote_code=True is not supported: leanformers never runs code from a checkpoint. "
         "Use a model type that leanformers implements (see leanformers.auto.supported_model_types())."
     )
+
+
+@contextlib.contextmanager
+def engine_errors(make_error):
+    """What an engine (numpy, torch, gguf, json, sentencepiece, tokenizers) raises inside the block is re-raised as
+    `make_error(err)`, one of ours naming the file; leanformers' own errors pass through."""
+    try:
+        yield
+    except LeanformersError:
+        raise
+    except BaseException as err:  # Exception, or a Rust panic of the tokenizers engine (a BaseException)
+        if not isinstance(err, Exception) and type(err).__name__ != "PanicException":
+            raise
+        raise make_error(err) from None

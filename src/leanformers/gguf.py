@@ -11,7 +11,6 @@ Conv1D weights of GPT-2). The tokenizer is rebuilt from the metadata by `tokeniz
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import CheckpointError, ConfigError, LeanformersError
+from .errors import CheckpointError, ConfigError, engine_errors
 
 # ---------------------------------------------------------------------------------------------- the file format
 _MAGIC = b"GGUF"
@@ -368,20 +367,12 @@ def load_gguf_config_dict(path_or_repo, gguf_file, hub_kwargs: dict | None = Non
         return gguf_config_dict(file)
 
 
-@contextlib.contextmanager
 def damaged_gguf(path: str, part: str, error=CheckpointError):
     """Turns what a file of unexpected values makes numpy, torch, gguf or tokenizers raise into an error naming
     the file (leanformers' own errors pass through)."""
-    try:
-        yield
-    except LeanformersError:
-        raise
-    except BaseException as err:  # Exception, or a Rust panic of the tokenizers engine (a BaseException)
-        if not isinstance(err, Exception) and type(err).__name__ != "PanicException":
-            raise
-        raise error(f"Cannot use the {part} of {path} ({type(err).__name__}: {err}): the file is damaged or holds "
-                    f"values of the wrong type. Download it again, or load the original checkpoint of the "
-                    f"model.") from None
+    return engine_errors(lambda err: error(
+        f"Cannot use the {part} of {path} ({type(err).__name__}: {err}): the file is damaged or holds values of the "
+        f"wrong type. Download it again, or load the original checkpoint of the model."))
 
 
 def load_gguf_checkpoint(cls, path_or_repo, gguf_file, config, hub_kwargs: dict) -> tuple:

@@ -120,11 +120,9 @@ class ORTModel:
         return {name: _as_array(given[name]) for name in self.input_names}
 
 
-class ORTModelForCausalLM(GenerationMixin, ORTModel):
-    """A decoder exported with its key/value cache: forward() takes and returns a DynamicCache, so generate() and
-    the text-generation pipeline decode step by step on ONNX Runtime as they do on PyTorch."""
-
-    main_input_name = "input_ids"
+class _ORTGenerator(GenerationMixin, ORTModel):
+    """An exported decoder whose cache goes in and out of the graph (`past_key_values.*` inputs): generate() runs on
+    it as on the PyTorch model."""
 
     def __init__(self, folder, session_options=None, providers=None):
         super().__init__(folder, session_options, providers)
@@ -139,11 +137,17 @@ class ORTModelForCausalLM(GenerationMixin, ORTModel):
     def named_modules(self):  # generation looks for a learned position table; the graph holds none to look at
         return iter(())
 
+
+class ORTModelForCausalLM(_ORTGenerator):
+    """A decoder exported with its key/value cache: forward() takes and returns a DynamicCache, so generate() and
+    the text-generation pipeline decode step by step on ONNX Runtime as they do on PyTorch."""
+
+    main_input_name = "input_ids"
+
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, use_cache=None,
                 **kwargs):
-        for name in _IGNORED:
+        for name in (*_IGNORED, "logits_to_keep"):
             kwargs.pop(name, None)
-        kwargs.pop("logits_to_keep", None)
         if kwargs:
             raise ConfigError(f"The ONNX decoder takes input_ids, attention_mask, position_ids and past_key_values, "
                               f"not {sorted(kwargs)}.")
@@ -181,22 +185,9 @@ class _ORTEncoder:
         return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden).to(self.device))
 
 
-class ORTModelForSeq2SeqLM(GenerationMixin, ORTModel):
+class ORTModelForSeq2SeqLM(_ORTGenerator):
     """An encoder-decoder exported as encoder_model.onnx and decoder_model.onnx (with the decoder's self-attention
     cache in and out): generate() and the text2text pipelines run on ONNX Runtime as on PyTorch."""
-
-    def __init__(self, folder, session_options=None, providers=None):
-        super().__init__(folder, session_options, providers)
-        self.past_names = tuple(n for n in self.input_names if n.startswith("past_key_values."))
-        self._past_shapes = [i.shape for i in self.session.get_inputs() if i.name in self.past_names]
-        _attach_generation_config(self, folder)
-
-    @classmethod
-    def can_generate(cls) -> bool:
-        return True
-
-    def named_modules(self):
-        return iter(())
 
     def get_encoder(self):
         return _ORTEncoder(self.sessions[SEQ2SEQ_FILES["encoder"]], self._device)

@@ -3,14 +3,13 @@ transformers), and writing a folder that transformers 4 and 5 load back."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
 
 from tokenizers import AddedToken
 
-from ..errors import LeanformersError, ResourceNotFoundError, TokenizerError, refuse_remote_code
+from ..errors import ResourceNotFoundError, TokenizerError, engine_errors, refuse_remote_code
 from ..hub import HUB_KWARGS, resolve_file
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -44,23 +43,18 @@ KNOWN_FILES = (TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, A
                "spm.model", "source.spm", "target.spm")
 
 
-@contextlib.contextmanager
 def reading_errors(path):
     """What the engines (tokenizers, sentencepiece, json) raise while a tokenizer is built from the files of `path`
     becomes a TokenizerError naming the folder and its tokenizer files (leanformers' own errors pass through)."""
-    try:
-        yield
-    except LeanformersError:
-        raise
-    except BaseException as err:  # Exception, or a Rust panic of the tokenizers engine (a BaseException)
-        if not isinstance(err, Exception) and type(err).__name__ != "PanicException":
-            raise
-        path = os.fspath(path)
+    path = os.fspath(path)
+
+    def named(err):
         names = sorted(n for n in os.listdir(path) if n in KNOWN_FILES) if os.path.isdir(path) else [path]
-        raise TokenizerError(f"Cannot build the tokenizer from {path} ({', '.join(names)}): {type(err).__name__}: "
-                             f"{err}. One of these files is damaged or holds a value of the wrong type (or a "
-                             f"keyword argument does); delete the tokenizer files and download or save them "
-                             f"again.") from None
+        return TokenizerError(f"Cannot build the tokenizer from {path} ({', '.join(names)}): {type(err).__name__}: "
+                              f"{err}. One of these files is damaged or holds a value of the wrong type (or a "
+                              f"keyword argument does); delete the tokenizer files and download or save them "
+                              f"again.")
+    return engine_errors(named)
 
 
 def read_config(path) -> dict:
