@@ -50,6 +50,28 @@ def test_few_rows_linear_keeps_hooks_and_autograd():
     assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
 
 
+@pytest.fixture
+def threads():
+    """Sets torch's thread count for one test and restores it afterwards."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+@pytest.mark.parametrize("out_features", [1024, 1027])  # 1027: rows left over after equal blocks
+@pytest.mark.parametrize("bias", [False, True])
+def test_one_row_split_over_threads_matches_the_linear_layer(threads, count, out_features, bias):
+    threads(count)
+    torch.manual_seed(0)
+    head = nn.Linear(256, out_features, bias=bias)  # 1 MiB of weight or more: large enough to be split
+    hidden = torch.randn(1, 1, 256)
+    with torch.inference_mode():
+        got, want = few_rows_linear(hidden, head), head(hidden)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
 def test_rotate_with_tables_equals_apply_rotary_exactly():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 5, 8)

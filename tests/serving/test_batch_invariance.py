@@ -49,7 +49,9 @@ def test_padded_batch_generate_is_bitwise_the_rows_alone(model):
         assert torch.equal(torch.stack([step[row] for step in batched.logits]), logits), row
         plain_tokens, plain_logits = _alone(model, prompt)
         assert torch.equal(plain_tokens, tokens), row  # same greedy tokens as the default kernels here
-        torch.testing.assert_close(plain_logits, logits, rtol=1e-4, atol=1e-4)
+        # logits reach ~18 with these weights: float32 rounding (which even moves with the weights' memory
+        # alignment) reaches ~1e-4 there, so the bound scales with them
+        torch.testing.assert_close(plain_logits, logits, rtol=1e-4, atol=2e-5 * logits.abs().max().item())
 
 
 @pytest.mark.parametrize("inputs, outputs, bias", [(576, 1536, False), (1536, 576, True), (128, 49152, False)])
