@@ -261,6 +261,25 @@ class StaticCache(Cache):
         return self.batch_size
 
 
+class SlotCache(Cache):
+    """Keys and values in fixed (batch, kv_heads, max_cache_len, head_dim) buffers, the new token's written at the
+    slot `position` (a (1,) tensor): the form a compiled or exported decoding step needs, every shape fixed. Attention
+    reads every slot, so the step's mask must hide the unwritten ones."""
+
+    def __init__(self, keys: list, values: list, position: torch.Tensor):
+        super().__init__([])
+        self.buffers, self.position = (keys, values), position
+
+    def update(self, key_states, value_states, layer_idx: int, cache_kwargs=None, **_ignored):
+        keys, values = self.buffers[0][layer_idx], self.buffers[1][layer_idx]
+        keys.index_copy_(2, self.position, key_states)
+        values.index_copy_(2, self.position, value_states)
+        return keys, values
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.buffers[0][layer_idx].shape[2] - 1  # with the new token, the keys are the whole buffer
+
+
 class EncoderDecoderCache(Cache):
     """Self-attention cache of a decoder plus the cache of its cross-attention over the encoder output."""
 

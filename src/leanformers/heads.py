@@ -333,7 +333,7 @@ _PASSED_ON = ("past_key_values", "hidden_states", "attentions", "cross_attention
 def decoder_output(output_cls, out, return_dict, config, **fields):
     """`output_cls` with `fields` and those of the cache, hidden states and attention weights of the base model's
     output `out` that it has fields for; its tuple unless return_dict (else the config's default)."""
-    names = {field.name for field in dataclasses.fields(output_cls)}
+    names = output_cls.__dataclass_fields__  # not dataclasses.fields(): torch.compile reads this one
     passed = {name: getattr(out, name, None) for name in _PASSED_ON if name in names}
     return finish(output_cls(**passed, **fields), return_dict, config)
 

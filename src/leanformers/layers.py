@@ -463,22 +463,23 @@ def few_rows_linear(x, layer):
 def linear(x, weight, bias=None):
     """F.linear(x, weight, bias) for an (out, in) weight, computed as `weight @ x.T` when that is faster.
 
-    That is with 2 to 32 rows on CPU, in float32 and without autograd, with a row-major weight, as when decoding a
-    small batch one token at a time: the matrix kernels stream a weight that does not fit in cache about 1.5 to 2.5
-    times as fast in that form as in the `x @ weight.T` form at these sizes, on the x86 machines measured. Values
-    agree with F.linear to float32 rounding.
+    That is with 1 to 32 rows on CPU, in float32 and without autograd, with a row-major weight, as when decoding a
+    small batch one token at a time (one row: `_one_row_linear`); torch.compile keeps these forms too. With 2 rows
+    or more, the matrix kernels stream a weight that does not fit in cache about 1.5 to 2.5 times as fast in that
+    form as in the `x @ weight.T` form at these sizes, on the x86 machines measured. Values agree with F.linear to
+    float32 rounding.
     """
     # cheapest tests first: this runs for every linear layer of every decoding step
     if (x.dtype is not torch.float32 or weight.dtype is not torch.float32 or not x.is_cpu
             or not weight.is_contiguous() or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
-            or capturing()):  # a recorded graph keeps one form for every batch size
-        return F.linear(x, weight, bias)
+            or torch.jit.is_tracing() or torch.compiler.is_exporting()):
+        return F.linear(x, weight, bias)  # a traced or exported graph keeps one form for every batch size
     rows = x.numel() // max(x.shape[-1], 1)
     if not 1 <= rows <= 32:
         return F.linear(x, weight, bias)
     if rows == 1:  # a torch function mode (batch_invariant) must see the F.linear call it replaces
-        return F.linear(x, weight, bias) if torch._C._is_torch_function_mode_enabled() else _one_row_linear(
-            x, weight, bias)
+        mode = not torch.compiler.is_compiling() and torch._C._is_torch_function_mode_enabled()
+        return F.linear(x, weight, bias) if mode else _one_row_linear(x, weight, bias)
     columns = x.reshape(rows, -1).t()
     out = torch.mm(weight, columns) if bias is None else torch.addmm(bias[:, None], weight, columns)  # (out, rows)
     return out.t().contiguous().view(*x.shape[:-1], weight.shape[0])
@@ -492,7 +493,7 @@ def _one_row_linear(x, weight, bias):
     runs one block per thread, and each output is computed by the same kernel as F.linear's, so the values are
     equal bit for bit. Small weights stay on F.linear: they sit in cache and the split would only add work.
     """
-    parts = torch.get_num_threads()
+    parts = _thread_count()
     out_features, in_features = weight.shape
     if parts < 2 or weight.numel() < _SPLIT_MIN_WEIGHT or out_features < 2 * parts:
         return F.linear(x, weight, bias)
@@ -509,6 +510,15 @@ def _one_row_linear(x, weight, bias):
 
 
 _SPLIT_MIN_WEIGHT = 1 << 18  # elements: 1 MiB of float32, about where the split starts to pay
+
+
+def _thread_count() -> int:
+    return torch.get_num_threads()
+
+
+# torch.compile reads it once, as it builds a graph (a call would split the graph): what the decorator
+# torch.compiler.assume_constant_result marks, set here because that decorator imports the compiler stack
+_thread_count._dynamo_marked_constant = True
 
 
 def _plain_linear(module) -> bool:

@@ -6,24 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..cache import Cache
-
-
-class _SlotCache(Cache):
-    """Keys and values in fixed (batch, kv_heads, max_cache_len, head_dim) buffers, written at `position`."""
-
-    def __init__(self, keys: list, values: list, position: torch.Tensor, max_cache_len: int):
-        super().__init__([])
-        self.buffers, self.position, self.max_cache_len = (keys, values), position, max_cache_len
-
-    def update(self, key_states, value_states, layer_idx: int, cache_kwargs=None, **_ignored):
-        keys, values = self.buffers[0][layer_idx], self.buffers[1][layer_idx]
-        keys.index_copy_(2, self.position, key_states)
-        values.index_copy_(2, self.position, value_states)
-        return keys, values
-
-    def get_seq_length(self, layer_idx: int = 0) -> int:
-        return self.max_cache_len - 1  # the new token's keys are the whole buffer; the mask hides unwritten slots
+from ..cache import SlotCache
 
 
 class StaticCacheStep(nn.Module):
@@ -49,7 +32,7 @@ class StaticCacheStep(nn.Module):
         mask = (slots <= cache_position)[None, None, None, :].expand(batch, 1, 1, self.max_cache_len)  # True = seen
         keys = [getattr(self, f"key_{i}") for i in range(self.layers)]
         values = [getattr(self, f"value_{i}") for i in range(self.layers)]
-        cache = _SlotCache(keys, values, cache_position, self.max_cache_len)
+        cache = SlotCache(keys, values, cache_position)
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=cache_position[None].expand(batch, 1),
                          past_key_values=cache, use_cache=True, return_dict=True)
         return out.logits

@@ -4,7 +4,7 @@ Names resolve on first use so that reading a generation config does not import t
 """
 
 _EXPORTS = {
-    "GenerationConfig": "config", "GenerationMode": "config",
+    "GenerationConfig": "config", "GenerationMode": "config", "CompileConfig": "compiled",
     "GenerationMixin": "utils",
     "GenerateDecoderOnlyOutput": "outputs", "GenerateEncoderDecoderOutput": "outputs",
     "GenerateBeamDecoderOnlyOutput": "outputs", "GenerateBeamEncoderDecoderOutput": "outputs",

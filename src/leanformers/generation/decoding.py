@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from .compiled import compiled_decoding
 from .inputs import cache_of
 from .outputs import output_for
 
@@ -147,6 +148,7 @@ def sample(self, input_ids, logits_processor, stopping_criteria, generation_conf
     unfinished = torch.ones(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
     step_length = 1 if model_kwargs.get("use_cache", True) else None
     outputs = self._prefill(input_ids, config, model_kwargs)
+    compiled = compiled_decoding(self, config, model_kwargs) if step_length else None
     finished = False
     while True:
         state.after_forward(outputs)
@@ -171,7 +173,7 @@ def sample(self, input_ids, logits_processor, stopping_criteria, generation_conf
         if not self._has_unfinished_sequences(finished, synced_gpus, input_ids.device):
             break
         inputs = self.prepare_inputs_for_generation(input_ids, next_sequence_length=step_length, **model_kwargs)
-        outputs = self(**inputs, return_dict=True)
+        outputs = compiled(inputs) if compiled else self(**inputs, return_dict=True)
     if streamer is not None:
         streamer.end()
     return _final_output(self, input_ids.contiguous(), recorder, config, model_kwargs)

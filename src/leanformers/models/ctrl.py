@@ -155,6 +155,7 @@ class CTRLModel(CTRLPreTrainedModel):
 class CTRLLMHeadModel(DecoderLM, CausalLMHead, CTRLPreTrainedModel, GenerationMixin):
     _tied_weights_keys = {"lm_head.weight": "transformer.w.weight"}
     decoder_class, output_class, lm_head_bias = CTRLModel, CausalLMOutputWithPast, True
+    _supports_compiled_decoding = True  # generation/compiled.py: its forward takes a SlotCache and a 4-D mask
 
 
 class CTRLForSequenceClassification(LastTokenClassification, CTRLPreTrainedModel):

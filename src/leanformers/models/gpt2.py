@@ -267,6 +267,7 @@ class GPT2Model(GPT2PreTrainedModel):
 class GPT2LMHeadModel(DecoderLM, CausalLMHead, GPT2PreTrainedModel, GenerationMixin):
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
     decoder_class, output_class = GPT2Model, CausalLMOutputWithCrossAttentions
+    _supports_compiled_decoding = True  # generation/compiled.py: its forward takes a SlotCache and a 4-D mask
 
 
 class GPT2DoubleHeadsModel(DecoderDoubleHeads, CausalLMHead, GPT2PreTrainedModel, GenerationMixin):

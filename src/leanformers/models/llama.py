@@ -280,6 +280,7 @@ class _LlamaHead(LlamaPreTrainedModel):
 
 class LlamaForCausalLM(CausalLMHead, _LlamaHead, GenerationMixin):
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+    _supports_compiled_decoding = True  # generation/compiled.py: its forward takes a SlotCache and a 4-D mask
 
     def __init__(self, config: LlamaConfig):
         super().__init__(config)

@@ -1,0 +1,86 @@
+"""Decoding steps through torch.compile (generation/compiled.py): with a static cache and a compile_config, greedy
+decoding gives the eager tokens and logits, left padding included; where it cannot be used, generate() says why and
+decodes eagerly."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+import leanformers
+from leanformers.generation import compiled
+
+CONFIGS = {
+    "gpt2": dict(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64, initializer_range=0.2),
+    "ctrl": dict(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64, dff=37, initializer_range=0.2),
+    "llama": dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  intermediate_size=37, max_position_embeddings=64, initializer_range=0.3),
+}
+CONFIGS["qwen2"] = CONFIGS["mistral"] = CONFIGS["llama"]
+PROMPTS = torch.tensor([[5, 6, 7, 8, 9], [0, 0, 11, 12, 13]])
+MASK = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]])
+GREEDY = dict(max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=0, return_dict_in_generate=True,
+              output_logits=True)
+
+
+def _tiny(model_type):
+    torch.manual_seed(0)
+    config = leanformers.AutoConfig.for_model(model_type, **CONFIGS[model_type])
+    return leanformers.AutoModelForCausalLM.from_config(config).eval()
+
+
+def _assert_same_decoding(model, backend):
+    eager = model.generate(PROMPTS, attention_mask=MASK, **GREEDY)
+    stepped = model.generate(PROMPTS, attention_mask=MASK, cache_implementation="static",
+                             compile_config=leanformers.CompileConfig(backend=backend), **GREEDY)
+    assert torch.equal(stepped.sequences, eager.sequences)
+    torch.testing.assert_close(torch.stack(stepped.logits), torch.stack(eager.logits), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("model_type", ["gpt2", "ctrl", "llama", "mistral", "qwen2"])
+def test_captured_steps_decode_like_eager(model_type):
+    """backend='eager': torch.compile captures the step into one graph and runs it as is (no kernels to build)."""
+    torch._dynamo.reset()
+    _assert_same_decoding(_tiny(model_type), backend="eager")
+
+
+def test_inductor_steps_decode_like_eager_and_report_the_compile_time():
+    torch._dynamo.reset()
+    compiled.last_compile_seconds = None
+    _assert_same_decoding(_tiny("llama"), backend="inductor")
+    assert compiled.last_compile_seconds > 0
+
+
+def test_steps_are_one_graph():
+    torch._dynamo.reset()
+    model = _tiny("gpt2")
+    model.generate(PROMPTS, attention_mask=MASK, cache_implementation="static",
+                   compile_config=leanformers.CompileConfig(backend="eager", fullgraph=True), **GREEDY)
+
+
+def test_returned_static_cache_holds_every_token():
+    torch._dynamo.reset()
+    model = _tiny("llama")
+    out = model.generate(PROMPTS, attention_mask=MASK, cache_implementation="static", return_dict_in_generate=True,
+                         compile_config=leanformers.CompileConfig(backend="eager"), max_new_tokens=4,
+                         min_new_tokens=4, pad_token_id=0)
+    assert out.past_key_values.get_seq_length() == PROMPTS.shape[1] + 4 - 1  # the last token is never fed back
+
+
+@pytest.mark.parametrize("case", ["dynamic cache", "attentions", "unsupported model"])
+def test_unusable_compile_config_warns_and_decodes_eagerly(case, caplog):
+    model = _tiny("llama")
+    options = dict(GREEDY, compile_config=leanformers.CompileConfig(backend="eager"))
+    if case != "dynamic cache":
+        options["cache_implementation"] = "static"
+    if case == "attentions":
+        options["output_attentions"] = True
+    if case == "unsupported model":  # one whose forward was not written for a slot cache
+        model.__class__ = type("Unsupported", (type(model),), {"_supports_compiled_decoding": False})
+    with caplog.at_level(logging.WARNING, logger="leanformers.generation.compiled"):
+        got = model.generate(PROMPTS, attention_mask=MASK, **options)
+    assert "compile_config is ignored" in caplog.text
+    options.pop("compile_config")
+    assert torch.equal(got.sequences, model.generate(PROMPTS, attention_mask=MASK, **options).sequences)
