@@ -19,6 +19,9 @@ largest difference of last_hidden_state from leanformers' (`max_abs_diff_vs_lean
 the decoder export; each reports its token agreement with its own float32 output (`agreement_vs_float32`) and with
 leanformers' float32 output.
 
+`PEERS_COMPILE=1` makes leanformers decode through its compiled steps (`cache_implementation="static"` and a
+`CompileConfig()`); `first_call_s` is the first generate() of the process, compiling included.
+
 The converted and exported copies are written once under fixtures/bench/ (delete one to write it again).
 """
 
@@ -223,8 +226,9 @@ def decoder(lib: str, case: dict):
     int8 = case["dtype"] != "float32"
     if lib in ("leanformers", "transformers"):
         own = {"quantize": case["dtype"]} if int8 and lib == "leanformers" else {}  # its own opt-in int8 mode
-        model = library(lib).AutoModelForCausalLM.from_pretrained(str(CHECKPOINTS[case["model"]]),
-                                                                 dtype=torch.float32, **own).eval()
+        model_library = library(lib)
+        model = model_library.AutoModelForCausalLM.from_pretrained(str(CHECKPOINTS[case["model"]]),
+                                                                   dtype=torch.float32, **own).eval()
         model = dynamic_int8(model) if int8 and lib == "transformers" else model
     elif lib == "onnxruntime":
         from leanformers.export import ORTModelForCausalLM
@@ -249,10 +253,21 @@ def decoder(lib: str, case: dict):
             return np.concatenate([ids.numpy(), np.array([r.sequences_ids[0] for r in results])], axis=1)
         return generate
 
+    if lib == "leanformers" and compiled_mode():
+        options_of_ours = dict(cache_implementation="static", compile_config=model_library.CompileConfig())
+    else:
+        options_of_ours = {}
+
     def generate(ids, options):
         with torch.inference_mode():
-            return model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **options).numpy()
+            return model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **options,
+                                  **options_of_ours).numpy()
     return generate
+
+
+def compiled_mode() -> bool:
+    """PEERS_COMPILE=1: leanformers decodes through its compiled steps (a static cache and a CompileConfig)."""
+    return os.environ.get("PEERS_COMPILE") == "1"
 
 
 def agreement(ids, other, prompt: int) -> dict:
@@ -296,13 +311,16 @@ def measure_decode(lib: str, case: dict, quick: bool) -> dict:
         generate(ids, options)
         cpu_times.append(time.process_time() - start)
 
+    first = time.perf_counter()
     out = generate(ids, options)  # warm-up, and the output every library must agree on
+    first_call_s = time.perf_counter() - first  # compiling included, in the compiled mode
     # ONNX Runtime's decoding is several times slower: one timed run per process keeps a run's length sane
     times = repeat(timed, warmup=0, repeats=1 if quick or lib == "onnxruntime" else 3)
     stats, tokens = summary(times), case["batch"] * case["new_tokens"]
     result = {**stats, "tokens_per_s": tokens / stats["median_s"],
               "ms_per_step": 1000 * stats["median_s"] / case["new_tokens"], "cpu_times_s": cpu_times,
               "cpu_tokens_per_s": tokens / statistics.median(cpu_times), "output_shape": list(out.shape),
+              "first_call_s": first_call_s, "compiled": lib == "leanformers" and compiled_mode(),
               **compare_decoded(lib, case, out)}
     if lib == "onnxruntime" and case["dtype"] != "float32":  # how much of the graph the quantiser reached
         result["quantization"] = json.loads((onnx_dir(case["model"], "int8") / "bench.json").read_text())
