@@ -20,7 +20,6 @@ from ..heads import (DECODER_ARGS, DecoderDoubleHeads, DecoderLM, LastTokenClass
 from ..layers import (attention, check_position_limit, classifier_dropout_prob, decoder_masks, linear,
                       merge_heads, span_logits, span_loss, token_loss)
 from ..modeling import PreTrainedModel
-from ..packing import pack_linears
 from ..outputs import (BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions,
                        GPT2DoubleHeadsModelOutput, QuestionAnsweringModelOutput, SequenceClassifierOutputWithPast,
                        TokenClassifierOutput)
@@ -84,15 +83,12 @@ def prune_fused_heads(attention, heads, head_dim: int, count: str):
 def prefer_decoding_layout(model):
     """Store every Conv1D weight on CPU column-major: same Parameter, same values and shape, transposed memory.
     Its (out, in) transpose is then row-major, which `linear` multiplies by a few rows (a decoding step of a
-    small batch) about twice as fast as the (in, out) layout of the checkpoint. Linear layers that read the same
-    input (a module's `packable_linears()`) are stored side by side, for one product instead of several."""
+    small batch) about twice as fast as the (in, out) layout of the checkpoint."""
     with torch.no_grad():
         for module in model.modules():
             weight = module.weight if isinstance(module, Conv1D) else None
             if weight is not None and weight.device.type == "cpu" and weight.is_contiguous():
                 weight.data = weight.data.t().contiguous().t()
-            for group in module.packable_linears() if hasattr(module, "packable_linears") else ():
-                pack_linears(group)
 
 
 class CausalLMHead:

@@ -20,7 +20,6 @@ from ..layers import (causal_lm_loss, classifier_dropout_prob, decoder_masks, fe
                       rope_config, rope_frequencies, rotary_cos_sin, rotary_tables, rotate,
                       sequence_classification_loss, span_logits, span_loss, token_loss)
 from ..modeling import PreTrainedModel
-from ..packing import packed_linear
 from ..outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast, QuestionAnsweringModelOutput,
                        SequenceClassifierOutputWithPast, TokenClassifierOutput)
 from .gpt2 import CausalLMHead, base_inputs, check_kwargs, finish
@@ -154,18 +153,14 @@ class LlamaAttention(nn.Module):
 
     def forward(self, hidden, cos, sin, mask, is_causal, cache, want_weights):
         batch, seq, _ = hidden.shape
-        q, k, v = (projected.view(batch, seq, -1, self.head_dim).transpose(1, 2)  # each (batch, heads, seq, dim)
-                   for projected in packed_linear(hidden, self.packable_linears()[0]))
+        q, k, v = (few_rows_linear(hidden, proj).view(batch, seq, -1, self.head_dim).transpose(1, 2)
+                   for proj in (self.q_proj, self.k_proj, self.v_proj))  # each (batch, heads, seq, dim)
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)  # cos, sin: the tables of rotary_tables
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)
         out, weights = grouped_attention(q, k, v, mask, is_causal, self.scaling,
                                          self.attention_dropout if self.training else 0.0, want_weights)
         return few_rows_linear(merge_heads(out), self.o_proj), weights
-
-    def packable_linears(self):
-        """Groups of layers that read the same input: `prefer_decoding_layout` stores each side by side."""
-        return [tuple(self._modules[name] for name in ("q_proj", "k_proj", "v_proj"))]  # _modules: the fast way
 
 
 class LlamaMLP(nn.Module):
@@ -181,11 +176,8 @@ class LlamaMLP(nn.Module):
         self.act_fn = activation_module(config.hidden_act)
 
     def forward(self, x):
-        gate, up = packed_linear(x, self.packable_linears()[0])
+        gate, up = few_rows_linear(x, self.gate_proj), few_rows_linear(x, self.up_proj)
         return few_rows_linear(run_activation(self.act_fn, gate) * up, self.down_proj)
-
-    def packable_linears(self):
-        return [tuple(self._modules[name] for name in ("gate_proj", "up_proj"))]
 
 
 class LlamaDecoderLayer(nn.Module):
