@@ -8,8 +8,6 @@ differ between families, so attribute paths stay the checkpoint keys.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import nn
 from torch.nn import functional as F
