@@ -91,7 +91,7 @@ REGISTRY: dict[str, Architecture] = {
     "transfo-xl": Architecture("transfo_xl_heads", "TransfoXLConfig", {
         "": "TransfoXLModel", "CausalLM": "TransfoXLLMHeadModel", "PreTraining": "TransfoXLLMHeadModel",
         "SequenceClassification": "TransfoXLForSequenceClassification"}, "TransfoXLTokenizer"),
-    **{model_type: Architecture("llama", f"{prefix}Config", {
+    **{model_type: Architecture("llama_heads", f"{prefix}Config", {
         "": f"{prefix}Model", "CausalLM": f"{prefix}ForCausalLM",
         "SequenceClassification": f"{prefix}ForSequenceClassification",
         "TokenClassification": f"{prefix}ForTokenClassification",

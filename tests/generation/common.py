@@ -41,7 +41,7 @@ def generative(cls):
 
 
 def load_ours(kind: str, folder):
-    from leanformers.models import gpt2, llama
+    from leanformers.models import gpt2, llama_heads as llama
 
     cls = {"gpt2": gpt2.GPT2LMHeadModel, "llama": llama.LlamaForCausalLM}[kind]
     return generative(cls).from_pretrained(folder).eval()

@@ -33,7 +33,7 @@ def test_fields_and_defaults_match_reference():
 def test_from_model_config_matches_reference(kind):
     import transformers
 
-    from leanformers.models import gpt2, llama
+    from leanformers.models import gpt2, llama_heads as llama
 
     kwargs = dict(bos_token_id=3, eos_token_id=[4, 5], pad_token_id=0, output_attentions=True)
     if kind == "gpt2":

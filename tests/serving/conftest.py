@@ -47,7 +47,7 @@ def smollm2_tokenizer():
 
 
 def _save_tiny(folder: Path, kind: str, tokenizer):
-    from leanformers.models import gpt2, llama
+    from leanformers.models import gpt2, llama_heads as llama
 
     torch.manual_seed(0)
     if kind == "llama":

@@ -65,8 +65,6 @@ def compiled_decoding(model, generation_config, model_kwargs) -> Callable | None
     config = generation_config.compile_config
     if config is None or generation_config.disable_compile:
         return None
-    if isinstance(config, dict):
-        config = CompileConfig(**config)
     cache_name = model._cache_argument()
     reason = _unsupported(model, generation_config, model_kwargs.get(cache_name) if cache_name else None)
     if reason:
