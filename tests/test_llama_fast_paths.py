@@ -61,11 +61,12 @@ def threads():
 @pytest.mark.parametrize("count", [1, 2, 3])
 @pytest.mark.parametrize("out_features", [1024, 1027])  # 1027: rows left over after equal blocks
 @pytest.mark.parametrize("bias", [False, True])
-def test_one_row_split_over_threads_matches_the_linear_layer(threads, count, out_features, bias):
+@pytest.mark.parametrize("rows", [1, 40, 256, 257])  # one row and 33-256 rows are split, 257 is not
+def test_split_over_threads_matches_the_linear_layer(threads, count, out_features, bias, rows):
     threads(count)
     torch.manual_seed(0)
     head = nn.Linear(256, out_features, bias=bias)  # 1 MiB of weight or more: large enough to be split
-    hidden = torch.randn(1, 1, 256)
+    hidden = torch.randn(1, rows, 256)
     with torch.inference_mode():
         got, want = few_rows_linear(hidden, head), head(hidden)
     assert got.shape == want.shape

@@ -302,14 +302,27 @@ def grouped_attention(q, k, v, mask=None, is_causal: bool = False, scale: float 
         return attention(q, k, v, mask, dropout_p, want_weights, scale, head_mask, is_causal)
     batch, heads, query_len, dim = q.shape
     if query_len == 1 and (mask is None or mask.shape[1] == 1):
-        out = F.scaled_dot_product_attention(q.reshape(batch, heads // groups, groups, dim), k, v, attn_mask=mask,
-                                             dropout_p=dropout_p, scale=scale)
+        q = q.reshape(batch, heads // groups, groups, dim)
+        if batch >= 4 and not (dropout_p or torch.is_grad_enabled() or torch.compiler.is_compiling()
+                               or torch._C._is_torch_function_mode_enabled()):  # batch_invariant must see SDPA
+            out = _grouped_step_attention(q, k, v, mask, scale)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
         return out.reshape(batch, heads, 1, dim), None
     if mask is None:
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
                                              enable_gqa=True)
         return out, None
     return attention(q, repeat_kv(k, groups), repeat_kv(v, groups), mask, dropout_p, False, scale, None, False)
+
+
+def _grouped_step_attention(q, k, v, mask, scale):
+    """SDPA of a decoding step's grouped queries (batch, kv_heads, groups, dim) as two batched products: for 4 or
+    more rows SDPA's CPU kernel takes 1.2-2.5x as long at these sizes (measured with 3-8 groups, 40-2000 keys)."""
+    scores = torch.matmul(q, k.transpose(-1, -2)).mul_(scale if scale is not None else q.shape[-1] ** -0.5)
+    if mask is not None:
+        scores = scores.masked_fill_(~mask, float("-inf")) if mask.dtype == torch.bool else scores.add_(mask)
+    return torch.matmul(scores.softmax(-1), v)
 
 
 # ---------------------------------------------------------------------- rotary position embeddings
@@ -461,13 +474,13 @@ def few_rows_linear(x, layer):
 
 
 def linear(x, weight, bias=None):
-    """F.linear(x, weight, bias) for an (out, in) weight, computed as `weight @ x.T` when that is faster.
+    """F.linear(x, weight, bias) for an (out, in) weight, in the fastest form measured for the number of rows.
 
-    That is with 1 to 32 rows on CPU, in float32 and without autograd, with a row-major weight, as when decoding a
-    small batch one token at a time (one row: `_one_row_linear`); torch.compile keeps these forms too. With 2 rows
-    or more, the matrix kernels stream a weight that does not fit in cache about 1.5 to 2.5 times as fast in that
-    form as in the `x @ weight.T` form at these sizes, on the x86 machines measured. Values agree with F.linear to
-    float32 rounding.
+    On CPU, in float32 and without autograd, with a row-major weight: 2 to 32 rows (a small batch decoded one token
+    at a time) run as `weight @ x.T`, which streams a weight that does not fit in cache about 1.5 to 2.5 times as
+    fast as the `x @ weight.T` form on the x86 machines measured; one row and 33 to 256 rows (a prompt, an encoder
+    forward of a short text) share the weight's rows out among torch's threads (`_split_linear`). torch.compile
+    keeps these forms too. Values agree with F.linear to float32 rounding.
     """
     # cheapest tests first: this runs for every linear layer of every decoding step
     if (x.dtype is not torch.float32 or weight.dtype is not torch.float32 or not x.is_cpu
@@ -475,23 +488,25 @@ def linear(x, weight, bias=None):
             or torch.jit.is_tracing() or torch.compiler.is_exporting()):
         return F.linear(x, weight, bias)  # a traced or exported graph keeps one form for every batch size
     rows = x.numel() // max(x.shape[-1], 1)
-    if not 1 <= rows <= 32:
+    if not 1 <= rows <= _SPLIT_MAX_ROWS:
         return F.linear(x, weight, bias)
-    if rows == 1:  # a torch function mode (batch_invariant) must see the F.linear call it replaces
+    if rows == 1 or rows > 32:  # a torch function mode (batch_invariant) must see the F.linear call it replaces
         mode = not torch.compiler.is_compiling() and torch._C._is_torch_function_mode_enabled()
-        return F.linear(x, weight, bias) if mode else _one_row_linear(x, weight, bias)
+        return F.linear(x, weight, bias) if mode else _split_linear(x, weight, bias, rows)
     columns = x.reshape(rows, -1).t()
     out = torch.mm(weight, columns) if bias is None else torch.addmm(bias[:, None], weight, columns)  # (out, rows)
     return out.t().contiguous().view(*x.shape[:-1], weight.shape[0])
 
 
-def _one_row_linear(x, weight, bias):
-    """F.linear for one row (batch 1 decoding), with the weight's rows shared out among torch's threads.
+def _split_linear(x, weight, bias, rows: int):
+    """F.linear with the weight's rows shared out among torch's threads: one batched product of the input with equal
+    blocks of the weight's rows, a block per thread.
 
     For one row the matrix kernels run on a single core, which streams a large weight at about two thirds of the
-    memory bandwidth that two cores reach. A batched product of the same row with equal blocks of the weight's rows
-    runs one block per thread, and each output is computed by the same kernel as F.linear's, so the values are
-    equal bit for bit. Small weights stay on F.linear: they sit in cache and the split would only add work.
+    memory bandwidth that two cores reach; for a few dozen to a few hundred rows they share the work out less evenly
+    than one block per thread does (BERT-base layers at 128 rows: 1.26x, measured on 2 cores). The same kernel
+    computes each output, so the values equal F.linear's (bit for bit at the model sizes measured). Small weights
+    stay on F.linear: they sit in cache and the split would only add work.
     """
     parts = _thread_count()
     out_features, in_features = weight.shape
@@ -499,17 +514,21 @@ def _one_row_linear(x, weight, bias):
         return F.linear(x, weight, bias)
     even = out_features - out_features % parts
     block = even // parts
-    row = x.reshape(1, 1, in_features).expand(parts, 1, in_features)
+    flat = x.reshape(1, rows, in_features).expand(parts, rows, in_features)
     blocks = weight.as_strided((parts, in_features, block), (block * in_features, 1, in_features))  # (in, block)s
-    out = torch.bmm(row, blocks).view(1, even)
+    if bias is None:
+        out = torch.bmm(flat, blocks)                                   # (parts, rows, block)
+    else:
+        out = torch.baddbmm(bias[:even].view(parts, 1, block), flat, blocks)
+    # one copy into (rows, out): measured faster than the products writing into a strided view of the result
+    out = out.view(rows, even) if rows == 1 else out.transpose(0, 1).reshape(rows, even)
     if even < out_features:
-        out = torch.cat((out, F.linear(row[0], weight[even:])), 1)
-    if bias is not None:
-        out += bias
+        out = torch.cat((out, F.linear(flat[0], weight[even:], None if bias is None else bias[even:])), 1)
     return out.view(*x.shape[:-1], out_features)
 
 
 _SPLIT_MIN_WEIGHT = 1 << 18  # elements: 1 MiB of float32, about where the split starts to pay
+_SPLIT_MAX_ROWS = 256  # beyond it the matrix kernels use every thread well (measured: 384 rows gain nothing)
 
 
 def _thread_count() -> int:

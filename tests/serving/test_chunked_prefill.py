@@ -112,3 +112,32 @@ def test_a_request_cancelled_beside_others_frees_its_slot_and_the_others_go_on(m
     for i in (1, 2):
         expected = model.generate(torch.tensor([prompts[i]]), max_new_tokens=20, min_new_tokens=20, do_sample=False)
         assert tokens[i] == expected[0, len(prompts[i]):].tolist(), i
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2"])
+def test_prompts_arriving_together_are_prefilled_in_one_pass(models, name, monkeypatch):
+    model, generator = models[name], torch.Generator().manual_seed(7)
+    lengths = (5, 23, 12, 40)  # left-padded to 40 in one forward pass
+    prompts = [torch.randint(3, 1000, (n,), generator=generator).tolist() for n in lengths]
+    passes = []
+    together = Engine._prefill_together
+    monkeypatch.setattr(Engine, "_prefill_together", lambda self, requests: (
+        passes.append(len(requests)), together(self, requests)))
+    engine = Engine(model, max_batch=4, max_queue=8, max_len=128)
+    log, reasons = {i: [] for i in range(len(prompts))}, {}
+    requests = [GenerationRequest(prompt_ids=prompt, max_tokens=6, temperature=0.0, top_logprobs=0,
+                                  emit=lambda kind, payload, i=i: log[i].append(payload) if kind == "token"
+                                  else reasons.setdefault(i, payload)) for i, prompt in enumerate(prompts)]
+    try:
+        engine.submit(requests)
+        _wait(lambda: len(reasons) == len(prompts))
+    finally:
+        engine.shutdown()
+    assert passes == [len(prompts)]
+    for i, prompt in enumerate(prompts):
+        expected = model.generate(torch.tensor([prompt]), max_new_tokens=6, min_new_tokens=6, do_sample=False,
+                                  return_dict_in_generate=True, output_logits=True)
+        tokens = expected.sequences[0, len(prompt):].tolist()
+        assert [token for token, _ in log[i]] == tokens and reasons[i] == "length", i
+        first = float(expected.logits[0][0].float().log_softmax(-1)[tokens[0]])
+        assert log[i][0][1][0] == pytest.approx(first, abs=1e-5), i

@@ -13,7 +13,7 @@ from ..configuration import PretrainedConfig
 from ..errors import ConfigError
 from ..activations import activation_module, prune_attention_heads
 from ..chunking import apply_in_chunks
-from ..layers import (additive_mask, attention, cached_key_values, decoder_mask, expand_head_mask,
+from ..layers import (additive_mask, attention, cached_key_values, decoder_mask, expand_head_mask, few_rows_linear,
                       merge_heads, output_flags, padding_mask, seq2seq_cache, split_heads)
 from ..modeling import PreTrainedModel
 from ..outputs import (BaseModelOutputWithPastAndCrossAttentions, BaseModelOutputWithPoolingAndCrossAttentions,
@@ -74,7 +74,7 @@ class BertSelfAttention(nn.Module):
     def forward(self, hidden, mask=None, want_weights=False, head_mask=None, context=None, is_causal=False,
                 cache=None, layer_idx=None):
         source = hidden if context is None else context
-        q = split_heads(self.query(hidden), self.num_attention_heads)  # (batch, heads, seq, head_dim)
+        q = split_heads(few_rows_linear(hidden, self.query), self.num_attention_heads)  # (batch, heads, seq, head_dim)
         if cache is None:
             k, v = self.key_values(source)
         else:  # a decoder's cache: new keys and values appended, the encoder's projected once
@@ -85,7 +85,8 @@ class BertSelfAttention(nn.Module):
 
     def key_values(self, source):
         """(keys, values), each (batch, heads, seq, head_dim)."""
-        return tuple(split_heads(proj(source), self.num_attention_heads) for proj in (self.key, self.value))
+        return tuple(split_heads(few_rows_linear(source, proj), self.num_attention_heads)
+                     for proj in (self.key, self.value))
 
 
 class BertSelfOutput(nn.Module):
@@ -98,7 +99,7 @@ class BertSelfOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden, residual):
-        return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
+        return self.LayerNorm(self.dropout(few_rows_linear(hidden, self.dense)) + residual)
 
 
 class BertOutput(BertSelfOutput):  # the feed-forward block's down projection
@@ -132,7 +133,7 @@ class BertIntermediate(nn.Module):
         self.intermediate_act_fn = activation_module(config.hidden_act)
 
     def forward(self, hidden):
-        return self.intermediate_act_fn(self.dense(hidden))
+        return self.intermediate_act_fn(few_rows_linear(hidden, self.dense))
 
 
 class BertPredictionHeadTransform(nn.Module):

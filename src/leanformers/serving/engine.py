@@ -1,12 +1,13 @@
 """The scheduler: iteration-level (continuous) batching of generation requests over one causal LM.
 
 One worker thread owns the model. Each iteration it (1) drops cancelled requests, (2) prefills at most
-`prefill_chunk` prompt tokens (chunked prefill: a long prompt is prefilled a chunk per iteration, several short ones
-share an iteration, each in its own forward pass), (3) runs one decoding step over every running request. So a new
-prompt, however long, delays the running streams by one chunk per step, never more. A prompt whose prefill is done
-moves its keys and values into a free slot and joins the decoding batch; only one prompt is part-way at a time, so
-its own growing cache adds at most one slot's worth to the fixed slot memory. A request leaves the batch the moment
-it finishes or is cancelled; its slot is reused at once. Requests wait in a bounded queue while every slot is taken.
+`prefill_chunk` prompt tokens (chunked prefill: a long prompt is prefilled a chunk per iteration; several short ones
+share an iteration, in one left-padded forward pass unless batch invariance asks for a pass each), (3) runs one
+decoding step over every running request. So a new prompt, however long, delays the running streams by one chunk
+per step, never more. A prompt whose prefill is done moves its keys and values into a free slot and joins the
+decoding batch; only one prompt is part-way at a time, so its own growing cache adds at most one slot's worth to the
+fixed slot memory. A request leaves the batch the moment it finishes or is cancelled; its slot is reused at once.
+Requests wait in a bounded queue while every slot is taken.
 
 With `invariant=True` the forward passes run in generation/batch_invariant.py's canonical forms, so a request's
 greedy tokens are bitwise those of `model.generate(..., do_sample=False, batch_invariant=True)` run alone, whatever
@@ -160,25 +161,47 @@ class Engine:
             return request
 
     def _prefill_budget(self):
-        """Prefill up to `prefill_chunk` prompt tokens: the unfinished prompt first, then newly admitted ones."""
-        budget, index = self.prefill_chunk, 0
+        """Prefill up to `prefill_chunk` prompt tokens: the unfinished prompt first, then newly admitted ones.
+
+        Without batch invariance, several whole prompts run as one left-padded forward pass: products over more rows
+        run faster per row (about 2x at 40-token prompts), so a burst of new requests reaches its first tokens sooner.
+        """
+        plan = self._plan_prefill()
+        together = [request for request, take in plan if not self.invariant and request.prefilled == 0
+                    and take == len(request.prompt_ids) > 0 and not request.cancelled]
+        if len(together) < 2:
+            together = []
+        for request, take in plan:
+            if request not in together:
+                self._guarded_prefill([request], self._prefill_chunk, request, take)
+        if together:
+            self._guarded_prefill(together, self._prefill_together, together)
+
+    def _plan_prefill(self) -> list:
+        """(request, prompt tokens to prefill now) pairs within the iteration's budget, admitting waiting requests.
+
+        Every chunk but a prompt's last is a multiple of QUERY_BLOCK tokens, and a last chunk is never one token."""
+        budget, index, plan = self.prefill_chunk, 0, []
         while budget > 0:
             request = self.prefilling[index] if index < len(self.prefilling) else self._admit()
             if request is None:
-                return
+                break
             left = len(request.prompt_ids) - request.prefilled
             take = left if left <= budget else budget - budget % QUERY_BLOCK
             if left - take == 1:  # no lone last token: its attention would take another kernel path
                 take += 1
             if take == 0 and left > 0:
-                return
-            try:
-                if request.cancelled:
-                    raise _Cancelled
-                if left == 0:
-                    raise ValueError("the prompt is empty")
-                self._prefill_chunk(request, take)
-            except Exception as err:  # noqa: BLE001 - a failed prefill ends its own request only
+                break
+            plan.append((request, take))
+            budget, index = budget - take, index + 1
+        return plan
+
+    def _guarded_prefill(self, requests, run, *args):
+        """run(*args); a failure ends the requests it prefills (and only those)."""
+        try:
+            run(*args)
+        except Exception as err:  # noqa: BLE001 - a failed prefill ends its own requests only
+            for request in requests:
                 if request in self.prefilling:
                     self.prefilling.remove(request)
                 request.prefill_cache = None
@@ -186,10 +209,6 @@ class Engine:
                     self.running.remove(request)
                 request.emit("done", "cancelled" if isinstance(err, _Cancelled) else
                              f"error: {type(err).__name__}: {err}")
-                continue
-            budget -= take
-            if request in self.prefilling:  # not finished: it is continued first in the next iteration
-                index += 1
 
     @torch.inference_mode()  # a finished request's slot is refilled by moving another's (inference) tensors
     def _drop_cancelled(self):
@@ -206,30 +225,60 @@ class Engine:
     @torch.inference_mode()
     def _prefill_chunk(self, request: GenerationRequest, take: int):
         """Run the next `take` prompt tokens of `request`; after its last chunk it joins the decoding batch."""
+        if request.cancelled:
+            raise _Cancelled
+        if not request.prompt_ids:
+            raise ValueError("the prompt is empty")
         started = time.monotonic()
         begin = request.prefilled
         ids = torch.tensor([request.prompt_ids[begin:begin + take]], dtype=torch.long, device=self._device)
         if request.prefill_cache is None:
             request.prefill_cache = DynamicCache()
-        kwargs = {self._cache_kw: request.prefill_cache, "use_cache": True}
-        if self.model._supports_logits_to_keep():
-            kwargs["logits_to_keep"] = 1
         with self._context():
-            out = self.model(input_ids=ids, return_dict=True, **kwargs)
+            out = self.model(input_ids=ids, return_dict=True, **self._prefill_kwargs(request.prefill_cache))
         request.prefilled += take
         self.metrics.observe("prefill_seconds", time.monotonic() - started)
-        if request.prefilled < len(request.prompt_ids):
-            return
+        if request.prefilled == len(request.prompt_ids):
+            self._join(request, request.prefill_cache, 0, 0, out.logits[0, -1])
+
+    @torch.inference_mode()
+    def _prefill_together(self, requests: list):
+        """Prefill several whole prompts in one forward pass, left-padded to the longest; each then joins the batch."""
+        started = time.monotonic()
+        longest = max(len(request.prompt_ids) for request in requests)
+        ids = torch.zeros(len(requests), longest, dtype=torch.long)
+        mask = torch.zeros(len(requests), longest, dtype=torch.long)
+        for row, request in enumerate(requests):
+            ids[row, longest - len(request.prompt_ids):] = torch.tensor(request.prompt_ids)
+            mask[row, longest - len(request.prompt_ids):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)   # each prompt counts from 0 at its first real token
+        cache = DynamicCache()
+        out = self.model(input_ids=ids.to(self._device), attention_mask=mask.to(self._device),
+                         position_ids=positions.to(self._device), return_dict=True, **self._prefill_kwargs(cache))
+        self.metrics.observe("prefill_seconds", time.monotonic() - started)
+        for row, request in enumerate(requests):
+            request.prefilled = len(request.prompt_ids)
+            self._join(request, cache, row, longest - request.prefilled, out.logits[row, -1])
+
+    def _prefill_kwargs(self, cache) -> dict:
+        kwargs = {self._cache_kw: cache, "use_cache": True}
+        if self.model._supports_logits_to_keep():
+            kwargs["logits_to_keep"] = 1
+        return kwargs
+
+    def _join(self, request: GenerationRequest, cache, row: int, start: int, logits: torch.Tensor):
+        """Move a prefilled prompt's keys and values (`row` of `cache` from position `start`) into a free slot and
+        let the request join the decoding batch with its first token chosen from `logits`."""
         self.prefilling.remove(request)
         request.slot = len(self.running)
-        request.length = self.slots.store(request.slot, request.prefill_cache)
+        request.length = self.slots.store(request.slot, cache, row, start)
         request.prefill_cache = None
         if request.seed is not None:
             request.generator = torch.Generator(device="cpu").manual_seed(int(request.seed))
         self.running.append(request)
         self.metrics.observe("ttft", time.monotonic() - request.submitted)
         self.metrics.prompt_tokens += len(request.prompt_ids)
-        self._take(request, out.logits[0, -1].float())
+        self._take(request, logits.float())
 
     @torch.inference_mode()
     def _decode_step(self):

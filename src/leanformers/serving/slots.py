@@ -31,15 +31,16 @@ class KVSlots:
             self.keys.append(keys.new_zeros(shape))
             self.values.append(values.new_zeros((self.slots, values.shape[1], self.max_len, values.shape[3])))
 
-    def store(self, slot: int, cache: Cache) -> int:
-        """Copy a one-row prefill cache into `slot`; returns the number of tokens stored."""
+    def store(self, slot: int, cache: Cache, row: int = 0, start: int = 0) -> int:
+        """Copy row `row` of a prefill cache, from position `start` (after its left padding), into `slot`; returns
+        the number of tokens stored."""
         if not self.keys:
             self._allocate(cache)
         length = 0
         for layer, (keys, values) in enumerate(cache):
-            length = keys.shape[2]
-            self.keys[layer][slot, :, :length].copy_(keys[0])
-            self.values[layer][slot, :, :length].copy_(values[0])
+            length = keys.shape[2] - start
+            self.keys[layer][slot, :, :length].copy_(keys[row, :, start:])
+            self.values[layer][slot, :, :length].copy_(values[row, :, start:])
         return length
 
     def move(self, source: int, target: int, length: int):
