@@ -18,7 +18,7 @@ import leanformers
 PACKAGE = Path(leanformers.__file__).parent
 
 FLOORS = [
-    {"errors", "__version__"},
+    {"errors", "__version__", "allocator"},
     {"hub"},
     {"configuration", "outputs", "gguf"},
     {"tokenization"},

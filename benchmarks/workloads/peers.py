@@ -22,6 +22,8 @@ leanformers' float32 output.
 `PEERS_COMPILE=1` makes leanformers decode through its compiled steps (`cache_implementation="static"` and a
 `CompileConfig()`); `first_call_s` is the first generate() of the process, compiling included.
 
+`PEERS_MODELS=bert-base` (comma-separated: gpt2-small, smollm2-135m, bert-base) measures those models' rows only.
+
 The converted and exported copies are written once under fixtures/bench/ (delete one to write it again).
 """
 
@@ -97,7 +99,9 @@ def cases(quick: bool) -> list[dict]:
 
     forward = [{"model": "bert-base", "dtype": "float32", "batch": batch, "seq": 128} for batch in (1, 8)]
     mode = int8_mode()
-    return generation("float32") + forward + (generation(mode) if mode else [])
+    chosen = generation("float32") + forward + (generation(mode) if mode else [])
+    models = os.environ.get("PEERS_MODELS")
+    return [case for case in chosen if not models or case["model"] in models.split(",")]
 
 
 # ---------------------------------------------------------------------- converted and exported copies

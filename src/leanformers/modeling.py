@@ -172,8 +172,10 @@ class PreTrainedModel(nn.Module):
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, **kwargs):
         """Load a checkpoint (folder, repo id, or weights file) into this class; see Transformers' keywords.
         `quantize="int8"` (or "int8-dynamic") quantizes the loaded float32 model for CPU inference (see quantize())."""
+        from .allocator import keep_freed_memory
         from .loading import load_pretrained
 
+        keep_freed_memory()
         if kwargs.pop("trust_remote_code", False):
             refuse_remote_code()
         quantize = kwargs.pop("quantize", None)
