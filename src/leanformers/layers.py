@@ -468,8 +468,8 @@ def rms_norm(x, weight, eps: float):
 
 
 def few_rows_linear(x, layer):
-    """`layer(x)` for an nn.Linear, through `linear` (the fast form for a few rows) unless the layer is wrapped,
-    patched or hooked, in which case the layer itself is called."""
+    """`layer(x)` for an nn.Linear, through `linear` (the fastest form for the number of rows) unless the layer is
+    wrapped, patched or hooked, in which case the layer itself is called."""
     return linear(x, layer.weight, layer.bias) if _plain_linear(layer) else layer(x)
 
 
