@@ -20,6 +20,7 @@ __all__ = [f"{family}{name}" for family in ("Llama", "Mistral", "Qwen2")
 _BASE_INPUTS = ("input_ids", "attention_mask", "position_ids", "past_key_values", "inputs_embeds", "use_cache",
                 "output_attentions", "output_hidden_states", "cache")
 
+
 class _LlamaHead(LlamaPreTrainedModel):
     """Base of the task heads: holds the base model (class `base_class`) under `base_model_prefix`."""
 
