@@ -32,12 +32,25 @@ def keep_freed_memory() -> bool:
     return _applied
 
 
+def give_back_freed_memory() -> bool:
+    """Return the freed parts of glibc's heaps to the system (after a one-off burst of allocations, such as a
+    compilation, that the process will not need again); True when glibc did."""
+    libc = _glibc()
+    return libc is not None and bool(libc.malloc_trim(0))
+
+
 def _raise_thresholds() -> bool:
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def _glibc():
+    """The C library when it is glibc with mallopt and malloc_trim, else None."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
+        return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-            libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-    except (OSError, AttributeError):  # no loadable C library or no mallopt: nothing to tune
-        return False
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:  # no loadable C library: nothing to tune
+        return None

@@ -4,7 +4,9 @@ decodes eagerly."""
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 
 import pytest
 import torch
@@ -51,6 +53,32 @@ def test_inductor_steps_decode_like_eager_and_report_the_compile_time():
     compiled.last_compile_seconds = None
     _assert_same_decoding(_tiny("llama"), backend="inductor")
     assert compiled.last_compile_seconds > 0
+
+
+def test_frozen_weights_are_those_of_the_model_decoding():
+    """On CPU inductor freezes the weights into the step: another model of the same shapes, or the same model after
+    an in-place change of its weights, must not decode with the weights an earlier step froze."""
+    torch._dynamo.reset()
+    assert compiled.inductor_settings(leanformers.CompileConfig(), torch.device("cpu"))["freezing"]
+    first, second = _tiny("llama"), _tiny("llama")
+    with torch.no_grad():
+        second.model.layers[0].mlp.down_proj.weight.mul_(3.0)
+    _assert_same_decoding(first, backend="inductor")
+    _assert_same_decoding(second, backend="inductor")
+    with torch.no_grad():
+        first.lm_head.weight.mul_(-1.0)
+    _assert_same_decoding(first, backend="inductor")
+    # what the steps froze goes with the models: nothing the compiler built keeps their weights alive
+    weights = [weakref.ref(model.lm_head.weight) for model in (first, second)]
+    del first, second
+    gc.collect()
+    assert [weight() for weight in weights] == [None, None]
+
+
+def test_options_override_the_cpu_settings():
+    settings = compiled.inductor_settings(leanformers.CompileConfig(options={"freezing": False}), torch.device("cpu"))
+    assert settings["freezing"] is False and settings["max_autotune"]
+    assert compiled.inductor_settings(leanformers.CompileConfig(backend="eager"), torch.device("cpu")) == {}
 
 
 def test_steps_are_one_graph():

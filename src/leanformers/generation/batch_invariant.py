@@ -4,7 +4,7 @@ Matrix kernels pick their algorithm by the number of rows (a matrix-vector produ
 products for more), so the same row gives slightly different floats alone and in a batch, and greedy decoding can
 take another token. Inside `batch_invariant()` every call is put into one canonical form before it runs:
 
-- a product with a weight (`F.linear`, and the `weight @ x.T` form of `layers.linear` for a few rows) runs as
+- a product with a weight (`F.linear`, and the `weight @ x.T` form of `products.linear` for a few rows) runs as
   `F.linear` over a multiple of `ROW_MULTIPLE` rows, zero rows appended to fill the last group. The CPU matrix
   kernels work on groups of rows and compute a row of a full group with the same reduction order whatever the
   other rows are, but a single row (a matrix-vector product) or a part-filled last group takes other paths
@@ -46,7 +46,7 @@ def _padded_linear(x, weight, bias=None):
 
 
 def _is_row_columns(columns) -> bool:
-    """True for the `x.T` operand of `weight @ x.T` (layers.linear): the transpose of row-major rows."""
+    """True for the `x.T` operand of `weight @ x.T` (products.linear): the transpose of row-major rows."""
     return columns.dim() == 2 and columns.stride(0) == 1 and columns.stride(1) != 1
 
 
