@@ -126,6 +126,9 @@ def _add_serve(commands):
     serve.add_argument("--batch-invariant", action="store_true",
                        help="greedy answers bitwise independent of the other requests in the batch (CPU float32; "
                             "slower, most of all for a single stream)")
+    serve.add_argument("--compile", action="store_true",
+                       help="decode through one torch.compile'd step (1.6x the tokens/s of 8 streams on 2 CPU cores; "
+                            "compiles for minutes before serving and holds the weights twice)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(handler=command_serve)
 
@@ -164,7 +167,8 @@ def command_serve(args) -> int:
     return serve(args.model, gguf_file=args.gguf_file, task=args.task, host=args.host, port=args.port,
                  max_batch=args.max_batch, max_queue=args.max_queue, max_len=args.max_model_len,
                  api_key=args.api_key, cors_origin=args.cors_origin, device=args.device, dtype=args.dtype,
-                 batch_invariant=args.batch_invariant, log_level=args.log_level, prefill_chunk=args.prefill_chunk)
+                 batch_invariant=args.batch_invariant, log_level=args.log_level, prefill_chunk=args.prefill_chunk,
+                 compile=args.compile)
 
 
 # ---------------------------------------------------------------------- run

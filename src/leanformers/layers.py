@@ -304,8 +304,9 @@ def grouped_attention(q, k, v, mask=None, is_causal: bool = False, scale: float 
     batch, heads, query_len, dim = q.shape
     if query_len == 1 and (mask is None or mask.shape[1] == 1):
         q = q.reshape(batch, heads // groups, groups, dim)
-        if batch >= 4 and not (dropout_p or torch.is_grad_enabled() or torch.compiler.is_compiling()
-                               or torch._C._is_torch_function_mode_enabled()):  # batch_invariant must see SDPA
+        # compiling first: a compiled graph of dynamic batch size must not depend on it
+        if not (torch.compiler.is_compiling() or dropout_p or torch.is_grad_enabled()
+                or torch._C._is_torch_function_mode_enabled()) and batch >= 4:  # batch_invariant must see SDPA
             out = _grouped_step_attention(q, k, v, mask, scale)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)

@@ -29,6 +29,7 @@ import torch
 
 from ..cache import DynamicCache
 from ..generation.batch_invariant import QUERY_BLOCK, batch_invariant
+from .compiled_step import CompiledStep
 from .metrics import Metrics
 from .slots import KVSlots
 
@@ -83,14 +84,19 @@ class Engine:
     """Continuous batching over `model` with at most `max_batch` running and `max_queue` waiting requests."""
 
     def __init__(self, model, max_batch: int = 8, max_queue: int = 64, max_len: int = 2048,
-                 invariant: bool = False, metrics: Metrics | None = None, prefill_chunk: int = DEFAULT_CHUNK):
+                 invariant: bool = False, metrics: Metrics | None = None, prefill_chunk: int = DEFAULT_CHUNK,
+                 compile: bool = False):
         if prefill_chunk < QUERY_BLOCK or prefill_chunk % QUERY_BLOCK:
             raise ValueError(f"prefill_chunk={prefill_chunk} must be a positive multiple of {QUERY_BLOCK} tokens "
                              f"(e.g. {DEFAULT_CHUNK}).")
+        if compile and invariant:
+            raise ValueError("compile and batch invariance exclude each other: a compiled step fuses the "
+                             "operations batch invariance keeps in their canonical form; choose one.")
         self.model, self.max_batch, self.max_queue, self.max_len = model, max_batch, max_queue, max_len
         self.invariant, self.prefill_chunk = invariant, prefill_chunk
         self.metrics = metrics or Metrics()
         self.slots = KVSlots(max_batch, max_len)
+        self._compiled_step = CompiledStep(model, self.slots) if compile else None
         self.waiting: collections.deque[GenerationRequest] = collections.deque()
         self.prefilling: list[GenerationRequest] = []   # admitted (a slot is kept for each), prompt not done
         self.running: list[GenerationRequest] = []
@@ -285,19 +291,33 @@ class Engine:
         rows = self.running
         lengths = torch.tensor([r.length for r in rows], dtype=torch.long)
         tokens = torch.tensor([[r.generated[-1]] for r in rows], dtype=torch.long, device=self._device)
-        key_len = int(lengths.max()) + 1
-        mask = (torch.arange(key_len)[None] <= lengths[:, None]).long()  # (batch, keys): each row's own length
-        cache = self.slots.step_cache(lengths)
         self.metrics.observe("batch_size", len(rows))
-        with self._context():
-            out = self.model(input_ids=tokens, attention_mask=mask.to(self._device),
-                             position_ids=lengths[:, None].to(self._device), use_cache=True, return_dict=True,
-                             **{self._cache_kw: cache})
-        logits = out.logits[:, -1].float().cpu()
+        if self._compiled_step is not None:
+            logits = self._compiled_step(tokens, lengths).float().cpu()
+        else:
+            logits = self._eager_step(tokens, lengths)
         for request in rows:  # every row's new key is stored before any row finishes and moves another's slot
             request.length += 1
         for request, row in zip(list(rows), logits):
             self._take(request, row)
+
+    def _eager_step(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        key_len = int(lengths.max()) + 1
+        mask = (torch.arange(key_len)[None] <= lengths[:, None]).long()  # (batch, keys): each row's own length
+        with self._context():
+            out = self.model(input_ids=tokens, attention_mask=mask.to(self._device),
+                             position_ids=lengths[:, None].to(self._device), use_cache=True, return_dict=True,
+                             **{self._cache_kw: self.slots.step_cache(lengths)})
+        return out.logits[:, -1].float().cpu()
+
+    def warm_up(self, timeout: float = 3600.0):
+        """Decode a two-token prompt for two steps, so that compiling happens before the first real request."""
+        done = threading.Event()
+        request = GenerationRequest(prompt_ids=[0, 0], max_tokens=2, temperature=0.0,
+                                    emit=lambda kind, payload: kind == "done" and done.set())
+        self.submit([request])
+        if not done.wait(timeout):
+            raise TimeoutError(f"the warm-up request took more than {timeout:.0f} s")
 
     def _take(self, request: GenerationRequest, logits: torch.Tensor):
         """Choose the next token of `request` from its logits, emit it, and finish the request when it is done."""

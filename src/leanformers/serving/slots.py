@@ -59,11 +59,11 @@ class StepCache(Cache):
     position `lengths[b]`, and attention sees positions 0..max(lengths) of each row (the model's attention mask
     hides the positions past a row's own length)."""
 
-    def __init__(self, slots: KVSlots, lengths: torch.Tensor):
+    def __init__(self, slots: KVSlots, lengths: torch.Tensor, key_len: int | None = None):
         super().__init__()
         self.store, self.lengths = slots, lengths
-        self.rows = torch.arange(lengths.shape[0])
-        self.key_len = int(lengths.max()) + 1
+        self.rows = torch.arange(lengths.shape[0], device=lengths.device)
+        self.key_len = int(lengths.max()) + 1 if key_len is None else key_len  # given: no read of the lengths
 
     def update(self, key_states, value_states, layer_idx: int, cache_kwargs=None, **_ignored):
         batch = key_states.shape[0]
