@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import leanformers
+from leanformers.serving import build_state, load
 from leanformers.serving.engine import Engine, GenerationRequest
 
 
@@ -65,3 +66,13 @@ def test_compiling_is_refused_where_it_cannot_apply(llama):
     unsupported.__class__ = type("Unsupported", (type(llama),), {"_supports_compiled_decoding": False})
     with pytest.raises(ValueError, match="no compiled decoding step"):
         Engine(unsupported, compile=True)
+
+
+def test_a_compiling_server_compiles_before_it_takes_requests(tiny_llama_dir):
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    state = build_state(load(str(tiny_llama_dir)), max_batch=2, max_len=64, compile=True)
+    try:
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs + 1
+        assert state.engine.metrics is state.metrics and state.metrics.completion_tokens == 0  # warm-up not counted
+    finally:
+        state.engine.shutdown()

@@ -7,8 +7,8 @@ the per-operation cost of Python and dispatch, which is a large part of a small 
 
 Each model keeps one compiled function per CompileConfig (as long as the model lives); torch.compile's guards
 compile it again for another batch size or cache length, and inductor keeps what it built on disk, so a later
-process compiles faster. The first step
-pays the compilation (tens of seconds on a small CPU); `last_compile_seconds` says how long it took.
+process compiles faster. The first step pays the compilation (30 s to 2 min on a small CPU); `last_compile_seconds`
+says how long it took.
 
 On CPU, inductor compiles the step with the weights frozen into it (`CPU_INDUCTOR_SETTINGS`; `options=` overrides
 each): it packs each product's weight once for its own GEMM kernels, and autotuning keeps them where they beat MKL's.

@@ -15,6 +15,8 @@ else is in the batch: every chunk but a prompt's last is a multiple of QUERY_BLO
 a single token, so a chunk's attention makes the same calls as the prompt's prefill in one pass. Without it each
 step uses the fastest kernels for its shapes: a request alone whose prompt fits in one chunk gets generate()'s own
 tokens; a longer prompt, or one in a batch, may take another token where two logits are within rounding.
+
+With `compile=True` every decoding step is one call of serving/compiled_step.py's compiled graph (prefill stays eager).
 """
 
 from __future__ import annotations
@@ -312,12 +314,17 @@ class Engine:
 
     def warm_up(self, timeout: float = 3600.0):
         """Decode a two-token prompt for two steps, so that compiling happens before the first real request."""
-        done = threading.Event()
-        request = GenerationRequest(prompt_ids=[0, 0], max_tokens=2, temperature=0.0,
-                                    emit=lambda kind, payload: kind == "done" and done.set())
-        self.submit([request])
+        done, reasons = threading.Event(), []
+
+        def emit(kind, payload):
+            if kind == "done":
+                reasons.append(payload)
+                done.set()
+        self.submit([GenerationRequest(prompt_ids=[0, 0], max_tokens=2, temperature=0.0, emit=emit)])
         if not done.wait(timeout):
             raise TimeoutError(f"the warm-up request took more than {timeout:.0f} s")
+        if reasons[0] not in ("length", "stop"):
+            raise RuntimeError(f"the warm-up request failed: {reasons[0]}")
 
     def _take(self, request: GenerationRequest, logits: torch.Tensor):
         """Choose the next token of `request` from its logits, emit it, and finish the request when it is done."""

@@ -4,9 +4,14 @@ Slot `i` holds the keys and values of the `i`-th running request; running reques
 0..batch-1 (a finished request's slot is refilled by the last one), so a decoding step reads a plain prefix view of
 each buffer, never a gathered copy. The memory is `slots * max_len * bytes_per_token`, fixed when the first prompt
 arrives (when the layer shapes are known) and never grown; a request waits in the queue while every slot is taken.
+On CPU it is reserved as zero pages of the system's own, which take up memory only once a token is written into
+them: a server whose requests stay short never holds the whole budget.
 """
 
 from __future__ import annotations
+
+import math
+import mmap
 
 import torch
 
@@ -27,9 +32,8 @@ class KVSlots:
 
     def _allocate(self, cache: Cache):
         for keys, values in cache:
-            shape = (self.slots, keys.shape[1], self.max_len, keys.shape[3])
-            self.keys.append(keys.new_zeros(shape))
-            self.values.append(values.new_zeros((self.slots, values.shape[1], self.max_len, values.shape[3])))
+            self.keys.append(_zeros_on_demand(keys, (self.slots, keys.shape[1], self.max_len, keys.shape[3])))
+            self.values.append(_zeros_on_demand(values, (self.slots, values.shape[1], self.max_len, values.shape[3])))
 
     def store(self, slot: int, cache: Cache, row: int = 0, start: int = 0) -> int:
         """Copy row `row` of a prefill cache, from position `start` (after its left padding), into `slot`; returns
@@ -52,6 +56,16 @@ class KVSlots:
     def step_cache(self, lengths: torch.Tensor) -> StepCache:
         """The cache a decoding step of rows 0..len(lengths)-1 hands the model."""
         return StepCache(self, lengths)
+
+
+def _zeros_on_demand(like: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """Zeros of `shape` with `like`'s dtype and device. On CPU: an anonymous memory mapping, whose pages the system
+    fills with zeros when first touched (zeroing them here would make every page resident at once)."""
+    if like.device.type != "cpu":
+        return like.new_zeros(shape)
+    count = math.prod(shape)
+    mapping = mmap.mmap(-1, max(count * like.element_size(), 1))  # the tensor keeps the mapping alive
+    return torch.frombuffer(mapping, dtype=like.dtype, count=count).view(shape)
 
 
 class StepCache(Cache):
