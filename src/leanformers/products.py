@@ -28,7 +28,7 @@ def linear(x, weight, bias=None):
             or not weight.is_contiguous() or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
             or torch.jit.is_tracing() or torch.compiler.is_exporting()
             or (torch.compiler.is_compiling() and _compiling_frozen_weights())):
-        return F.linear(x, weight, bias)  # a traced or exported graph keeps one form for every batch size
+        return F.linear(x, weight, bias)  # traced or exported: one form for every batch size; frozen: packed kernels
     rows = x.numel() // max(x.shape[-1], 1)
     if not 1 <= rows <= _SPLIT_MAX_ROWS:
         return F.linear(x, weight, bias)
