@@ -51,8 +51,7 @@ class CompileConfig:
         return dataclasses.asdict(self)
 
 
-# model -> (its parameters' identities and versions when it compiled, {repr(CompileConfig): compiled step}, _Built)
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> _ModelSteps
 
 # measured on 2 AVX2 cores, tokens/s against the same step compiled without them: GPT-2-small 40 -> 49 at batch 1 and
 # 130 -> 196 at batch 8, SmolLM2-135M 36 -> 45 and 112 -> 167 (MKL runs a few rows at ~35 GFLOP/s, the packed
@@ -74,33 +73,34 @@ def _step(model, input_ids, position_ids, slot, mask, keys, values):
                  use_cache=True, return_dict=True).logits
 
 
-def _compiled(model, config: CompileConfig) -> tuple[Callable, _Built]:
-    """`model`'s compiled step for `config`, and the record of what was built for the model. Each model compiles its
-    own copy of `_step` (code and globals), freed when the model goes or its weights change."""
+def _compiled(model, config: CompileConfig) -> tuple[Callable, _ModelSteps]:
+    """`model`'s compiled step for `config`, and the model's record of its steps. Each model compiles its own copy
+    of `_step` (code and globals), freed when the model goes or its weights change."""
     weights = [(id(parameter), parameter._version) for parameter in model.parameters()]
     known = _COMPILED.get(model)
-    if known is None or known[0] != weights:  # new, or its parameters were changed in place or replaced since
+    if known is None or known.weights != weights:  # new, or its parameters were changed in place or replaced since
         if known is not None:
             logger.info("the parameters of %s changed: its decoding step compiles again", type(model).__name__)
-            known[2].release()
-        known = _COMPILED[model] = (weights, {}, _Built())
-        weakref.finalize(model, known[2].release).atexit = False
-    steps, built, key = known[1], known[2], repr(config)
-    if key not in steps:
+            known.release()
+        known = _COMPILED[model] = _ModelSteps(weights)
+        weakref.finalize(model, known.release).atexit = False
+    key = repr(config)
+    if key not in known.steps:
         step = types.FunctionType(_step.__code__.replace(), dict(_step.__globals__), _step.__name__)
-        built.codes.append(step.__code__)
-        steps[key] = torch.compile(step, fullgraph=config.fullgraph, dynamic=config.dynamic, backend=config.backend,
-                                   mode=config.mode, options=config.options)
-    return steps[key], built
+        known.codes.append(step.__code__)
+        known.steps[key] = torch.compile(step, fullgraph=config.fullgraph, dynamic=config.dynamic,
+                                         backend=config.backend, mode=config.mode, options=config.options)
+    return known.steps[key], known
 
 
-class _Built:
-    """What torch.compile built for one model: the code objects of its copies of `_step` (torch.compile keeps the
-    compiled forms with the code, in a cycle the garbage collector cannot see) and inductor's Python modules of them
+class _ModelSteps:
+    """One model's compiled steps ({repr(CompileConfig): step}), the identities and versions of its parameters when
+    they compiled, and what torch.compile built for them: the code objects of its copies of `_step` (torch.compile
+    keeps the compiled forms with the code, in a cycle the garbage collector cannot see) and inductor's Python modules
     (kept by inductor for the life of the process; they hold the frozen weights)."""
 
-    def __init__(self):
-        self.codes, self.modules = [], []
+    def __init__(self, weights: list):
+        self.weights, self.steps, self.codes, self.modules = weights, {}, [], []
 
     @staticmethod
     def inductor_modules() -> list:
@@ -116,6 +116,7 @@ class _Built:
                 loaded.remove(module)
             if sys.modules.get(module.__name__) is module:
                 del sys.modules[module.__name__]
+        self.steps.clear()
         self.codes.clear()
         self.modules.clear()
 
@@ -152,7 +153,7 @@ class _DecodingStep:
     """Turns the eager step's inputs (an attention mask over the tokens seen so far, the static cache) into the
     compiled step's fixed shapes, and keeps the cache's length in step with what the compiled step wrote."""
 
-    def __init__(self, model, cache_name: str, compiled: Callable, built: _Built, settings: dict):
+    def __init__(self, model, cache_name: str, compiled: Callable, built: _ModelSteps, settings: dict):
         import torch._inductor.config as inductor_config  # only a compiled generation pays for importing it
 
         self.model, self.cache_name, self.compiled, self.built = model, cache_name, compiled, built
