@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -31,12 +33,24 @@ def _assert_close_weights(a: dict, b: dict, atol: float):
 def runs(tiny_bert_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("distributed")
     single = distributed_worker.run(str(tiny_bert_dir), str(out / "single"), 8, "ddp")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER),
-               str(tiny_bert_dir), str(out / "two"), "4", "ddp", "fsdp", "fsdp_resume"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
+    done = _two_processes(tiny_bert_dir, out / "two")
+    if done.returncode != 0 and "Signal 6 (SIGABRT)" in done.stderr:
+        # A rare abort inside torch's gloo transport ("terminate called without an active exception", 1 run in
+        # 40+ here, not reproducible): the run is repeated once from scratch; a second failure, or any Python
+        # error, fails the test.
+        warnings.warn(f"two-process run aborted, repeated once:\n{done.stderr[-2000:]}")
+        shutil.rmtree(out / "two", ignore_errors=True)
+        done = _two_processes(tiny_bert_dir, out / "two")
     assert done.returncode == 0, done.stderr[-4000:]
     return out, single
+
+
+def _two_processes(model_dir, out) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "PYTHONFAULTHANDLER": "1",
+           "TORCH_SHOW_CPP_STACKTRACES": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER),
+               str(model_dir), str(out), "4", "ddp", "fsdp", "fsdp_resume"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
 
 
 def test_ddp_matches_one_process_with_doubled_batch(runs):
