@@ -141,3 +141,37 @@ def test_prompts_arriving_together_are_prefilled_in_one_pass(models, name, monke
         assert [token for token, _ in log[i]] == tokens and reasons[i] == "length", i
         first = float(expected.logits[0][0].float().log_softmax(-1)[tokens[0]])
         assert log[i][0][1][0] == pytest.approx(first, abs=1e-5), i
+
+
+def test_prompts_arriving_while_nothing_decodes_are_prefilled_past_one_chunk(models, monkeypatch):
+    """No stream waits while nothing decodes: a burst of short prompts longer than a chunk in all goes in one padded
+    pass, and a long prompt alone in one pass (generate()'s own prefill, so its own tokens)."""
+    model, generator = models["llama"], torch.Generator().manual_seed(11)
+    passes, chunks = [], []
+    together, chunk = Engine._prefill_together, Engine._prefill_chunk
+    monkeypatch.setattr(Engine, "_prefill_together", lambda self, requests: (
+        passes.append(len(requests)), together(self, requests)))
+    monkeypatch.setattr(Engine, "_prefill_chunk", lambda self, request, take: (
+        chunks.append(take), chunk(self, request, take)))
+    engine = Engine(model, max_batch=4, max_queue=8, max_len=256, prefill_chunk=CHUNK)
+    burst = [torch.randint(3, 1000, (n,), generator=generator).tolist() for n in (40, 50, 30, 60)]
+    long = torch.randint(3, 1000, (LONG,), generator=generator).tolist()
+    tokens = {}
+
+    def run(prompts):
+        reasons = {}
+        requests = [GenerationRequest(prompt_ids=prompt, max_tokens=4, temperature=0.0, emit=lambda kind, payload,
+                                      i=i: tokens.setdefault(i, []).append(payload[0]) if kind == "token"
+                                      else reasons.setdefault(i, payload)) for i, prompt in enumerate(prompts)]
+        engine.submit(requests)
+        _wait(lambda: len(reasons) == len(prompts))
+    try:
+        run(burst)
+        assert passes == [len(burst)] and chunks == []
+        tokens.clear()
+        run([long])
+        assert chunks == [LONG]
+    finally:
+        engine.shutdown()
+    expected = model.generate(torch.tensor([long]), max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    assert tokens[0] == expected[0, LONG:].tolist()
