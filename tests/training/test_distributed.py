@@ -35,9 +35,8 @@ def runs(tiny_bert_dir, tmp_path_factory):
     single = distributed_worker.run(str(tiny_bert_dir), str(out / "single"), 8, "ddp")
     done = _two_processes(tiny_bert_dir, out / "two")
     if done.returncode != 0 and "Signal 6 (SIGABRT)" in done.stderr:
-        # A rare abort inside torch's gloo transport ("terminate called without an active exception", 1 run in
-        # 40+ here, not reproducible): the run is repeated once from scratch; a second failure, or any Python
-        # error, fails the test.
+        # A rare abort inside torch's distributed runtime ("terminate called without an active exception": seen
+        # once, not in 35 runs since): the run is repeated once from scratch; a second failure fails the test.
         warnings.warn(f"two-process run aborted, repeated once:\n{done.stderr[-2000:]}")
         shutil.rmtree(out / "two", ignore_errors=True)
         done = _two_processes(tiny_bert_dir, out / "two")
