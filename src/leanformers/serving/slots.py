@@ -31,9 +31,9 @@ class KVSlots:
         return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
 
     def _allocate(self, cache: Cache):
-        for keys, values in cache:
-            self.keys.append(_zeros_on_demand(keys, (self.slots, keys.shape[1], self.max_len, keys.shape[3])))
-            self.values.append(_zeros_on_demand(values, (self.slots, values.shape[1], self.max_len, values.shape[3])))
+        for layer in cache:
+            for buffers, like in zip((self.keys, self.values), layer):  # (slots, heads, max_len, head_dim) each
+                buffers.append(_zeros_on_demand(like, (self.slots, like.shape[1], self.max_len, like.shape[3])))
 
     def store(self, slot: int, cache: Cache, row: int = 0, start: int = 0) -> int:
         """Copy row `row` of a prefill cache, from position `start` (after its left padding), into `slot`; returns
