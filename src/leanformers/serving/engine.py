@@ -174,7 +174,8 @@ class Engine:
             return request
 
     def _prefill_budget(self):
-        """Prefill up to `prefill_chunk` prompt tokens: the unfinished prompt first, then newly admitted ones.
+        """Prefill the iteration's budget of prompt tokens (`_plan_prefill`): the unfinished prompt first, then newly
+        admitted ones.
 
         Without batch invariance, several whole prompts of up to a chunk each run as one left-padded forward pass:
         products over more rows run faster per row (32 requests of ~45 prompt tokens arriving at once on 2 cores:
