@@ -1,6 +1,6 @@
 """The shortcuts Llama decoding takes: the linear layers applied to a few rows, the rotary tables, the row-major
-output weight, and a first load that does not pull in torch's compiler stack. Each must give what the plain
-computation gives."""
+output weight, the step's grouped attention as two products, and a first load that does not pull in torch's compiler
+stack. Each must give what the plain computation gives."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 import leanformers
-from leanformers.layers import apply_rotary, rotary_tables, rotate, few_rows_linear
+from leanformers import layers
+from leanformers.layers import (StepAttentionProducts, apply_rotary, few_rows_linear, grouped_attention,
+                                rotary_tables, rotate)
 
 
 def _head(vocab=300, width=24, bias=False):
@@ -106,6 +108,23 @@ def test_batched_decoding_logits_match_full_forward():
         full = model(input_ids=ids).logits[:, -1]
         last = model(input_ids=ids, logits_to_keep=1).logits[:, -1]  # 4 rows: the weight @ hidden.T path
     torch.testing.assert_close(last, full, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_step_attention_takes_the_products_only_where_asked(monkeypatch):
+    taken = []
+    products = layers._grouped_step_attention
+    monkeypatch.setattr(layers, "_grouped_step_attention", lambda *args: taken.append(1) or products(*args))
+    compiled = torch.compile(lambda *qkvm: grouped_attention(*qkvm)[0], dynamic=True)
+    q, k, v = torch.randn(3, 6, 1, 16), torch.randn(3, 2, 20, 16), torch.randn(3, 2, 20, 16)
+    mask = (torch.arange(20) < torch.tensor([[20], [9], [14]]))[:, None, None]
+    with torch.no_grad():
+        through_sdpa = compiled(q, k, v, mask)
+        with StepAttentionProducts():
+            through_products = compiled(q, k, v, mask)
+        assert len(taken) == 1  # traced once, with the switch on: each graph is kept for its own setting
+        torch.testing.assert_close(compiled(q, k, v, mask), through_sdpa, rtol=0, atol=0)
+    assert len(taken) == 1 and not StepAttentionProducts.on
+    torch.testing.assert_close(through_products, through_sdpa, rtol=1e-5, atol=1e-6)
 
 
 def test_first_load_does_not_import_the_compiler_stack(tmp_path):
