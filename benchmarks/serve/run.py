@@ -29,7 +29,9 @@ latency, p50/p95 time to first token, completed, cut and failed requests, and th
 
 The client side is the standard library only, loopback only. `transformers serve` needs FastAPI, OpenAI, pydantic
 and uvicorn (all in the `test` extra). `--servers` also takes `transformers-default` (no continuous batching).
-`--compile` serves with `leanformers serve --compile` (one compiled decoding step; its start takes minutes).
+`--compile` serves with `leanformers serve --compile` (one compiled decoding step; its start takes minutes);
+`--prefix-cache TOKENS` with `leanformers serve --prefix-cache TOKENS` (`transformers serve` shares the cache blocks
+of common prompt prefixes by default).
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def server_command(kind: str, args, port: int) -> list:
         return [sys.executable, "-m", "leanformers.cli", "serve", str(args.model), "--host", HOST, "--port",
                 str(port), "--max-batch", str(max(args.streams)), "--max-queue", str(4 * max(args.streams)),
                 "--max-model-len", str(args.max_model_len), "--log-level", "warning",
-                *(["--compile"] if args.compile else [])]
+                *(["--compile"] if args.compile else []), "--prefix-cache", str(args.prefix_cache)]
     executable = shutil.which("transformers", path=str(Path(sys.executable).parent)) or "transformers"
     batching = ["--continuous-batching"] if kind == "transformers" else []
     return [executable, "serve", str(args.model), *batching, "--device", "cpu", "--dtype", "float32", "--host",
@@ -399,6 +401,9 @@ def main(argv=None) -> int:
                         help="OMP_NUM_THREADS of every measured process (default: torch's own choice)")
     parser.add_argument("--compile", action="store_true",
                         help="leanformers serve --compile (it compiles before it answers: raise --start-seconds)")
+    parser.add_argument("--prefix-cache", type=int, default=0, metavar="TOKENS",
+                        help="leanformers serve --prefix-cache TOKENS (transformers' server shares prefix blocks by "
+                             "default)")
     parser.add_argument("--servers", default="leanformers,transformers",
                         help="leanformers, transformers (--continuous-batching), transformers-default")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/serve.json"))
@@ -410,6 +415,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     report = {"model": str(args.model), "max_tokens": args.max_tokens, "requests_per_stream": args.requests,
               "threads": args.threads, "compile": args.compile,
+              "prefix_cache": args.prefix_cache,
               "seconds_per_level": args.seconds, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
               "generate_alone": generate_alone(args), "servers": {}}
     for kind in args.servers.split(","):

@@ -129,6 +129,9 @@ def _add_serve(commands):
     serve.add_argument("--compile", action="store_true",
                        help="decode through one torch.compile'd step (1.6x the tokens/s of 8 streams on 2 CPU cores; "
                             "compiles for minutes before serving and holds the weights twice)")
+    serve.add_argument("--prefix-cache", type=int, default=0, metavar="TOKENS",
+                       help="keep the keys and values of up to TOKENS prompt tokens for later prompts that begin "
+                            "the same way, e.g. the chat template's system turn (default: 0, off)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(handler=command_serve)
 
@@ -168,7 +171,7 @@ def command_serve(args) -> int:
                  max_batch=args.max_batch, max_queue=args.max_queue, max_len=args.max_model_len,
                  api_key=args.api_key, cors_origin=args.cors_origin, device=args.device, dtype=args.dtype,
                  batch_invariant=args.batch_invariant, log_level=args.log_level, prefill_chunk=args.prefill_chunk,
-                 compile=args.compile)
+                 compile=args.compile, prefix_cache=args.prefix_cache)
 
 
 # ---------------------------------------------------------------------- run

@@ -32,7 +32,7 @@ class ServerState:
 
 def build_state(served, max_batch: int = 8, max_queue: int = 64, max_len: int | None = None,
                 invariant: bool = False, api_key: str | None = None,
-                prefill_chunk: int = DEFAULT_CHUNK, compile: bool = False) -> ServerState:
+                prefill_chunk: int = DEFAULT_CHUNK, compile: bool = False, prefix_cache: int = 0) -> ServerState:
     """The server's state around a loaded model (see served.load): the engine for generative models. With
     `compile`, the engine's decoding step is compiled here, before the server takes requests."""
     metrics = Metrics()
@@ -40,7 +40,7 @@ def build_state(served, max_batch: int = 8, max_queue: int = 64, max_len: int | 
     if served.generative:
         limit = min(max_len or DEFAULT_MAX_LEN, served.max_context)
         engine = Engine(served.model, max_batch=max_batch, max_queue=max_queue, max_len=limit, invariant=invariant,
-                        metrics=Metrics(), prefill_chunk=prefill_chunk, compile=compile)
+                        metrics=Metrics(), prefill_chunk=prefill_chunk, compile=compile, prefix_cache=prefix_cache)
         if compile:
             engine.warm_up()
         engine.metrics = metrics  # counts from here: the warm-up request is not one of the server's

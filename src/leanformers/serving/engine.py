@@ -18,6 +18,8 @@ step uses the fastest kernels for its shapes: a request alone whose prompt fits 
 tokens; a longer prompt, or one in a batch, may take another token where two logits are within rounding.
 
 With `compile=True` every decoding step is one call of serving/compiled_step.py's compiled graph (prefill stays eager).
+With `prefix_cache=TOKENS` an admitted prompt starts from the kept keys and values of its longest kept prefix
+(serving/prefixes.py) and prefills only the rest; several such prompts still share one padded pass.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ..cache import DynamicCache
 from ..generation.batch_invariant import QUERY_BLOCK, batch_invariant
 from .compiled_step import CompiledStep
 from .metrics import Metrics
+from .prefixes import PREFIX_BLOCK, PrefixCache
 from .slots import KVSlots
 
 
@@ -82,6 +85,8 @@ class GenerationRequest:
     submitted: float = field(default_factory=time.monotonic)
     prefill_cache: DynamicCache | None = None  # keys and values of the chunks prefilled so far
     prefilled: int = 0                         # prompt tokens prefilled so far
+    reused: int = 0                            # of them, taken from the prefix cache
+    reused_blocks: list = field(default_factory=list)  # the prefix cache's blocks of those tokens, until prefilled
 
     def cancel(self):
         self.cancelled = True
@@ -92,17 +97,21 @@ class Engine:
 
     def __init__(self, model, max_batch: int = 8, max_queue: int = 64, max_len: int = 2048,
                  invariant: bool = False, metrics: Metrics | None = None, prefill_chunk: int = DEFAULT_CHUNK,
-                 compile: bool = False):
+                 compile: bool = False, prefix_cache: int = 0):
         if prefill_chunk < QUERY_BLOCK or prefill_chunk % QUERY_BLOCK:
             raise ValueError(f"prefill_chunk={prefill_chunk} must be a positive multiple of {QUERY_BLOCK} tokens "
                              f"(e.g. {DEFAULT_CHUNK}).")
         if compile and invariant:
             raise ValueError("compile and batch invariance exclude each other: a compiled step fuses the "
                              "operations batch invariance keeps in their canonical form; choose one.")
+        if prefix_cache and invariant:
+            raise ValueError("a prefix cache and batch invariance exclude each other: a prompt prefilled from a "
+                             "reused prefix runs its attention in other kernel calls; choose one.")
         self.model, self.max_batch, self.max_queue, self.max_len = model, max_batch, max_queue, max_len
         self.invariant, self.prefill_chunk = invariant, prefill_chunk
         self.metrics = metrics or Metrics()
         self.slots = KVSlots(max_batch, max_len)
+        self.prefixes = PrefixCache(prefix_cache) if prefix_cache > 0 else None
         self._compiled_step = CompiledStep(model, self.slots) if compile else None
         self.waiting: collections.deque[GenerationRequest] = collections.deque()
         self.prefilling: list[GenerationRequest] = []   # admitted (a slot is kept for each), prompt not done
@@ -143,7 +152,10 @@ class Engine:
 
     @property
     def kv_bytes(self) -> int:
-        return self.slots.allocated_bytes
+        """The key/value memory: the slots, and the prefix cache's capacity at the same bytes per token."""
+        tokens = self.max_batch * self.max_len
+        kept = self.prefixes.capacity_blocks * PREFIX_BLOCK if self.prefixes else 0
+        return self.slots.allocated_bytes * (tokens + kept) // tokens
 
     # ------------------------------------------------------------------ worker
     def _loop(self):
@@ -171,7 +183,17 @@ class Engine:
                 request = self.waiting.popleft()
                 self.prefilling.append(request)
             self.metrics.queue_depth = len(self.waiting)
-            return request
+        if request is not None:
+            self._reuse_prefix(request)
+        return request
+
+    def _reuse_prefix(self, request: GenerationRequest):
+        """Start `request` from the keys and values of the longest kept prefix of its prompt."""
+        if self.prefixes is None:
+            return
+        request.reused_blocks = self.prefixes.lookup(request.prompt_ids)
+        request.prefilled = request.reused = len(request.reused_blocks) * PREFIX_BLOCK
+        self.metrics.reused_prompt_tokens += request.reused
 
     def _prefill_budget(self):
         """Prefill the iteration's budget of prompt tokens (`_plan_prefill`): the unfinished prompt first, then newly
@@ -182,8 +204,9 @@ class Engine:
         118 -> 139 tokens/s). Longer prompts run alone, so that padding to them never multiplies the work.
         """
         plan = self._plan_prefill()
-        together = [request for request, take in plan if not self.invariant and request.prefilled == 0
-                    and take == len(request.prompt_ids) > 0 and take <= self.prefill_chunk and not request.cancelled]
+        together = [request for request, take in plan if not self.invariant and not request.cancelled
+                    and request.prefilled == request.reused  # nothing run yet, the rest of the prompt now
+                    and 0 < take == len(request.prompt_ids) - request.reused <= self.prefill_chunk]
         if len(together) < 2:
             together = []
         for request, take in plan:
@@ -249,7 +272,7 @@ class Engine:
         begin = request.prefilled
         ids = torch.tensor([request.prompt_ids[begin:begin + take]], dtype=torch.long, device=self._device)
         if request.prefill_cache is None:
-            request.prefill_cache = DynamicCache()
+            request.prefill_cache = DynamicCache(_padded_prefixes([request], request.reused))
         with self._context():
             out = self.model(input_ids=ids, return_dict=True, **self._prefill_kwargs(request.prefill_cache))
         request.prefilled += take
@@ -259,22 +282,26 @@ class Engine:
 
     @torch.inference_mode()
     def _prefill_together(self, requests: list):
-        """Prefill several whole prompts in one forward pass, left-padded to the longest; each then joins the batch."""
+        """Prefill the rest of several prompts in one forward pass; each then joins the batch. The rows' reused
+        prefixes (none: 0 tokens) come first, padded to the longest; the new tokens are left-padded to the longest."""
         started = time.monotonic()
-        longest = max(len(request.prompt_ids) for request in requests)
+        reused = max(request.reused for request in requests)
+        longest = max(len(request.prompt_ids) - request.reused for request in requests)
         ids = torch.zeros(len(requests), longest, dtype=torch.long)
-        mask = torch.zeros(len(requests), longest, dtype=torch.long)
+        mask = torch.zeros(len(requests), reused + longest, dtype=torch.long)
         for row, request in enumerate(requests):
-            ids[row, longest - len(request.prompt_ids):] = torch.tensor(request.prompt_ids)
-            mask[row, longest - len(request.prompt_ids):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)   # each prompt counts from 0 at its first real token
-        cache = DynamicCache()
+            new = request.prompt_ids[request.reused:]
+            ids[row, longest - len(new):] = torch.tensor(new)
+            mask[row, :request.reused] = mask[row, reused + longest - len(new):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, reused:]  # each prompt counts from 0 at its first token
+        cache = DynamicCache(_padded_prefixes(requests, reused))
         out = self.model(input_ids=ids.to(self._device), attention_mask=mask.to(self._device),
                          position_ids=positions.to(self._device), return_dict=True, **self._prefill_kwargs(cache))
         self.metrics.observe("prefill_seconds", time.monotonic() - started)
         for row, request in enumerate(requests):
             request.prefilled = len(request.prompt_ids)
-            self._join(request, cache, row, longest - request.prefilled, out.logits[row, -1])
+            start = reused + longest - (request.prefilled - request.reused)
+            self._join(request, cache, row, start, out.logits[row, -1], head=request.reused)
 
     def _prefill_kwargs(self, cache) -> dict:
         kwargs = {self._cache_kw: cache, "use_cache": True}
@@ -282,12 +309,15 @@ class Engine:
             kwargs["logits_to_keep"] = 1
         return kwargs
 
-    def _join(self, request: GenerationRequest, cache, row: int, start: int, logits: torch.Tensor):
-        """Move a prefilled prompt's keys and values (`row` of `cache` from position `start`) into a free slot and
-        let the request join the decoding batch with its first token chosen from `logits`."""
+    def _join(self, request: GenerationRequest, cache, row: int, start: int, logits: torch.Tensor, head: int = 0):
+        """Move a prefilled prompt's keys and values (`row` of `cache`: its first `head` positions, then those from
+        `start` on) into a free slot and let the request join the decoding batch with its first token chosen from
+        `logits`."""
         self.prefilling.remove(request)
         request.slot = len(self.running)
-        request.length = self.slots.store(request.slot, cache, row, start)
+        request.length = self.slots.store(request.slot, cache, row, start, head)
+        if self.prefixes is not None:
+            self.prefixes.insert(request.prompt_ids, self.slots, request.slot)
         request.prefill_cache = None
         if request.seed is not None:
             request.generator = torch.Generator(device="cpu").manual_seed(int(request.seed))
@@ -354,6 +384,21 @@ class Engine:
             self.running[index] = last
         self.metrics.observe("latency", time.monotonic() - request.submitted)
         request.emit("done", reason)
+
+
+def _padded_prefixes(requests: list, reused: int) -> list:
+    """Per layer, the (keys, values) of every request's reused prefix blocks, zero-padded at the end to `reused`
+    tokens (none when nothing is reused); the requests' references to the blocks are dropped."""
+    if not reused:
+        return []
+    like = next(request.reused_blocks[0] for request in requests if request.reused_blocks)
+    layers, _, heads, _, head_dim = like.shape
+    padded = like.new_zeros(layers, 2, len(requests), heads, reused, head_dim)
+    for row, request in enumerate(requests):
+        for index, block in enumerate(request.reused_blocks):
+            padded[:, :, row, :, index * PREFIX_BLOCK:(index + 1) * PREFIX_BLOCK] = block
+        request.reused_blocks = []
+    return [(layer[0], layer[1]) for layer in padded]
 
 
 def choose_token(logits: torch.Tensor, request: GenerationRequest):

@@ -37,6 +37,7 @@ class Metrics:
         self._lock = threading.Lock()
         self.requests: dict[tuple, int] = {}      # (endpoint, status) -> count
         self.prompt_tokens = 0
+        self.reused_prompt_tokens = 0
         self.completion_tokens = 0
         self.queue_depth = 0
         self.running = 0
@@ -60,6 +61,8 @@ class Metrics:
                 lines.append(f'leanformers_requests_total{{endpoint="{endpoint}",status="{status}"}} {count}')
             for name, value, kind, text in (
                     ("prompt_tokens_total", self.prompt_tokens, "counter", "Prompt tokens prefilled."),
+                    ("reused_prompt_tokens_total", self.reused_prompt_tokens, "counter",
+                     "Prompt tokens taken from the prefix cache (--prefix-cache)."),
                     ("completion_tokens_total", self.completion_tokens, "counter", "Tokens generated."),
                     ("queue_depth", self.queue_depth, "gauge", "Requests waiting for a slot."),
                     ("running_requests", self.running, "gauge", "Requests in the decoding batch.")):

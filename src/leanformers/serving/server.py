@@ -19,13 +19,14 @@ def serve(model: str | None = None, gguf_file: str | None = None, task: str | No
           max_len: int | None = None, api_key: str | None = None, cors_origin: str | None = None,
           device: str = "cpu", dtype: str | None = None, batch_invariant: bool = False,
           graceful_seconds: float = 30.0, log_level: str = "info", prefill_chunk: int = 128,
-          compile: bool = False) -> int:
+          compile: bool = False, prefix_cache: int = 0) -> int:
     """Serve `model` (default: the embedded SmolLM2-135M-Instruct GGUF) over HTTP; returns when stopped."""
     import uvicorn
 
     served = load(model, gguf_file=gguf_file, task=task, device=device, dtype=dtype)
     state = build_state(served, max_batch=max_batch, max_queue=max_queue, max_len=max_len,
-                        invariant=batch_invariant, api_key=api_key, prefill_chunk=prefill_chunk, compile=compile)
+                        invariant=batch_invariant, api_key=api_key, prefill_chunk=prefill_chunk, compile=compile,
+                        prefix_cache=prefix_cache)
     app = create_app(state, cors_origin=cors_origin)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off",
                             timeout_graceful_shutdown=graceful_seconds, timeout_keep_alive=5)

@@ -35,16 +35,18 @@ class KVSlots:
             for buffers, like in zip((self.keys, self.values), layer):  # (slots, heads, max_len, head_dim) each
                 buffers.append(_zeros_on_demand(like, (self.slots, like.shape[1], self.max_len, like.shape[3])))
 
-    def store(self, slot: int, cache: Cache, row: int = 0, start: int = 0) -> int:
-        """Copy row `row` of a prefill cache, from position `start` (after its left padding), into `slot`; returns
-        the number of tokens stored."""
+    def store(self, slot: int, cache: Cache, row: int = 0, start: int = 0, head: int = 0) -> int:
+        """Copy row `row` of a prefill cache into `slot`: its first `head` positions (a reused prefix), then those
+        from position `start` on (after its padding); returns the number of tokens stored."""
         if not self.keys:
             self._allocate(cache)
         length = 0
-        for layer, (keys, values) in enumerate(cache):
-            length = keys.shape[2] - start
-            self.keys[layer][slot, :, :length].copy_(keys[row, :, start:])
-            self.values[layer][slot, :, :length].copy_(values[row, :, start:])
+        for layer, pair in enumerate(cache):
+            length = head + pair[0].shape[2] - start
+            for buffers, source in zip((self.keys, self.values), pair):
+                target = buffers[layer][slot]
+                target[:, :head].copy_(source[row, :, :head])
+                target[:, head:length].copy_(source[row, :, start:])
         return length
 
     def move(self, source: int, target: int, length: int):
