@@ -125,7 +125,8 @@ def test_interrupted_run_exits_130(models):
         process.stdin.flush()
         assert json.loads(process.stdout.readline())["label"]  # the first result came: now it waits for more
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
+        process.wait(timeout=60)  # standard input still open: closing it too would race the interrupt with an end
+        _, stderr = process.communicate()
     finally:
         if process.poll() is None:
             process.kill()

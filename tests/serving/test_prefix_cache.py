@@ -1,12 +1,14 @@
 """`Engine(prefix_cache=TOKENS)` (`leanformers serve --prefix-cache`): a prompt that begins like an earlier one
 starts from its kept keys and values - alone, or beside others in one padded pass - and
-gets generate()'s greedy tokens; the cache keeps whole blocks within its capacity and drops the least recently used
-first, never a block before the blocks that follow it."""
+gets generate()'s greedy tokens; the server's option reaches the engine and its metrics; the cache keeps whole
+blocks within its capacity and drops the least recently used first, never a block before the blocks that follow
+it."""
 
 from __future__ import annotations
 
 import threading
 
+import httpx2 as httpx
 import pytest
 import torch
 
@@ -55,6 +57,10 @@ def test_prompts_beginning_alike_reuse_the_prefix_and_decode_like_generate(llama
         hook.remove()
     assert [r.reused for r in requests] == [0, 16, 16, 16, 0, 16]
     assert engine.metrics.reused_prompt_tokens == 4 * 16
+    config = llama.config
+    head_dim = config.hidden_size // config.num_attention_heads
+    per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * 4  # keys and values, float32
+    assert engine.kv_bytes == (4 * 256 + 128) * per_token  # the slots and the prefix cache's capacity
     assert (4, 30 + 21 - 16) in prefills  # the padded pass ran the rest of each prompt only
     assert (1, 21 + 90 - 16) in prefills
     for i, prompt in enumerate(prompts):
@@ -63,6 +69,20 @@ def test_prompts_beginning_alike_reuse_the_prefix_and_decode_like_generate(llama
         assert [token for token, _ in log[i]] == expected.sequences[0, len(prompt):].tolist(), i
         first = float(expected.logits[0][0].log_softmax(-1)[log[i][0][0]])  # chosen from the prefill's logits
         assert log[i][0][1] == pytest.approx(first, abs=1e-4), i
+
+
+def test_the_server_option_keeps_the_system_turn_for_the_next_request(start_server, tiny_llama_dir):
+    server = start_server(tiny_llama_dir, "--prefix-cache", 64, "--max-batch", 2, "--max-model-len", 128)
+    model = httpx.get(server.url + "/v1/models").json()["data"][0]["id"]
+    body = {"model": model, "max_tokens": 5, "temperature": 0,
+            "messages": [{"role": "system", "content": "You answer in one short sentence, politely."},
+                         {"role": "user", "content": "Name a colour."}]}
+    answers = [httpx.post(server.url + "/v1/chat/completions", json=body, timeout=60).json() for _ in range(2)]
+    assert answers[0]["choices"][0]["message"] == answers[1]["choices"][0]["message"]
+    metrics = httpx.get(server.url + "/metrics").text
+    reused = next(line for line in metrics.splitlines() if line.startswith("leanformers_reused_prompt_tokens_total"))
+    prompt_tokens = answers[1]["usage"]["prompt_tokens"]
+    assert int(reused.split()[-1]) == (prompt_tokens - 2) // 8 * 8  # the second request's whole blocks
 
 
 def _slots(rows: int = 2, length: int = 64) -> KVSlots:
