@@ -115,11 +115,17 @@ def test_bad_input_in_a_run(models):
     assert "empty string" in done.stderr
 
 
+def _default_interrupt():
+    """In the child before it runs the command: a test run started in the background (`pytest &`) has Ctrl-C
+    ignored, and an ignored signal stays ignored across exec."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupted_run_exits_130(models):
     """Ctrl-C while `run` waits for more standard input: exit status 130, a one-line note, no traceback."""
     process = subprocess.Popen([str(COMMAND), "run", "text-classification", "--model", str(models["bert-cls"])],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=clean_env(HF_HUB_OFFLINE="1"))
+                               env=clean_env(HF_HUB_OFFLINE="1"), preexec_fn=_default_interrupt)
     try:
         process.stdin.write(TEXTS[0] + "\n")
         process.stdin.flush()
@@ -130,7 +136,7 @@ def test_interrupted_run_exits_130(models):
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 130
+    assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
 
 
