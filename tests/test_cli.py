@@ -131,7 +131,7 @@ def test_interrupted_run_exits_130(models):
         process.stdin.flush()
         assert json.loads(process.stdout.readline())["label"]  # the first result came: now it waits for more
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)  # standard input still open: closing it too would race the interrupt with an end
+        process.wait(timeout=60)  # input still open: a lost interrupt fails here, not as an end of input
         _, stderr = process.communicate()
     finally:
         if process.poll() is None:

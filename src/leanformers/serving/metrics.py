@@ -60,7 +60,8 @@ class Metrics:
             for (endpoint, status), count in sorted(self.requests.items()):
                 lines.append(f'leanformers_requests_total{{endpoint="{endpoint}",status="{status}"}} {count}')
             for name, value, kind, text in (
-                    ("prompt_tokens_total", self.prompt_tokens, "counter", "Prompt tokens prefilled."),
+                    ("prompt_tokens_total", self.prompt_tokens, "counter",
+                     "Prompt tokens of the requests served (reused ones included)."),
                     ("reused_prompt_tokens_total", self.reused_prompt_tokens, "counter",
                      "Prompt tokens taken from the prefix cache (--prefix-cache)."),
                     ("completion_tokens_total", self.completion_tokens, "counter", "Tokens generated."),

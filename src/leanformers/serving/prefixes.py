@@ -37,21 +37,18 @@ class PrefixCache:
     def lookup(self, prompt_ids: list) -> list:
         """The kept blocks (layers, 2, kv_heads, PREFIX_BLOCK, head_dim) of the longest kept prefix of `prompt_ids`
         that leaves at least two tokens to prefill, in order (not copied: a block dropped later stays valid)."""
-        chain, parent = [], -1
-        for begin in range(0, len(prompt_ids) - 1 - PREFIX_BLOCK, PREFIX_BLOCK):
-            key = (parent, tuple(prompt_ids[begin:begin + PREFIX_BLOCK]))
+        chain = []
+        for _, key in self._blocks_of(prompt_ids, len(prompt_ids) - 2):
             if key not in self.blocks:
                 break
             chain.append(key)
-            parent = self.blocks[key][0]
         self._touch(chain)
         return [self.blocks[key][1] for key in chain]
 
     def insert(self, prompt_ids: list, slots: KVSlots, slot: int):
         """Keep the whole blocks of `prompt_ids` not kept yet; the prompt's keys and values are in `slot`."""
-        chain, parent = [], -1
-        for begin in range(0, len(prompt_ids) - PREFIX_BLOCK + 1, PREFIX_BLOCK):
-            key = (parent, tuple(prompt_ids[begin:begin + PREFIX_BLOCK]))
+        chain = []
+        for begin, key in self._blocks_of(prompt_ids, len(prompt_ids)):
             if key in self.blocks:
                 self.blocks.move_to_end(key)  # not dropped to make room for its own prompt's next blocks
             elif self._make_room(chain):
@@ -63,8 +60,16 @@ class PrefixCache:
             else:
                 break
             chain.append(key)
-            parent = self.blocks[key][0]
         self._touch(chain)
+
+    def _blocks_of(self, prompt_ids: list, end: int):
+        """(first position, key) of each whole block of `prompt_ids[:end]`, in order. A key names the block before
+        it by that block's id, so the caller stops at the first block that is not kept."""
+        parent = -1
+        for begin in range(0, end - PREFIX_BLOCK + 1, PREFIX_BLOCK):
+            key = (parent, tuple(prompt_ids[begin:begin + PREFIX_BLOCK]))
+            yield begin, key
+            parent = self.blocks[key][0]
 
     def _make_room(self, chain: list) -> bool:
         """Drop the least recently used blocks until one more fits; False when only `chain`'s own are left."""
