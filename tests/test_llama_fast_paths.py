@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import leanformers
-from leanformers import layers
+from leanformers import layers, products
 from leanformers.layers import (StepAttentionProducts, apply_rotary, few_rows_linear, grouped_attention,
                                 rotary_tables, rotate)
 
@@ -22,9 +22,18 @@ def _head(vocab=300, width=24, bias=False):
     return nn.Linear(width, vocab, bias=bias)
 
 
+@pytest.fixture(params=["amd", "intel"])
+def processor_forms(request, monkeypatch):
+    """Each processor family's choice of forms (products.py), whichever processor runs the test."""
+    split, column_rows = (True, 2) if request.param == "amd" else (False, 8)
+    monkeypatch.setattr(products, "SPLIT_PAYS", split)
+    monkeypatch.setattr(products, "_COLUMN_FORM_ROWS", column_rows)
+    return request.param
+
+
 @pytest.mark.parametrize("rows", [1, 2, 5, 8, 32, 33])
 @pytest.mark.parametrize("bias", [False, True])
-def test_few_rows_linear_match_the_linear_layer(rows, bias):
+def test_few_rows_linear_match_the_linear_layer(processor_forms, rows, bias):
     head = _head(bias=bias)
     hidden = torch.randn(rows, 1, 24)
     with torch.no_grad():
@@ -63,8 +72,8 @@ def threads():
 @pytest.mark.parametrize("count", [1, 2, 3])
 @pytest.mark.parametrize("out_features", [1024, 1027])  # 1027: rows left over after equal blocks
 @pytest.mark.parametrize("bias", [False, True])
-@pytest.mark.parametrize("rows", [1, 40, 256, 257])  # one row and 33-256 rows are split, 257 is not
-def test_split_over_threads_matches_the_linear_layer(threads, count, out_features, bias, rows):
+@pytest.mark.parametrize("rows", [1, 40, 256, 257])  # one row and 33-256 rows are split where it pays, 257 is not
+def test_split_over_threads_matches_the_linear_layer(processor_forms, threads, count, out_features, bias, rows):
     threads(count)
     torch.manual_seed(0)
     head = nn.Linear(256, out_features, bias=bias)  # 1 MiB of weight or more: large enough to be split
@@ -73,6 +82,29 @@ def test_split_over_threads_matches_the_linear_layer(threads, count, out_feature
         got, want = few_rows_linear(hidden, head), head(hidden)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 8, 40])
+def test_each_processor_family_takes_its_measured_form(processor_forms, monkeypatch, rows):
+    split, columns = [], []
+    monkeypatch.setattr(products, "_split_linear", lambda *args: split.append(rows) or nn.functional.linear(*args[:3]))
+    monkeypatch.setattr(torch, "mm", lambda *args: columns.append(rows) or torch.matmul(*args))
+    torch.manual_seed(0)
+    weight = torch.randn(1024, 256)  # 1 MiB: large enough to be split
+    with torch.inference_mode():
+        products.linear(torch.randn(rows, 256), weight)
+    if processor_forms == "amd":
+        assert (split, columns) == (([], [8]) if rows == 8 else ([rows], []))
+    else:  # Intel: MKL's own form but for 8-32 rows
+        assert (split, columns) == ([], [8] if rows == 8 else [])
+
+
+def test_the_processor_vendor_is_read(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n")
+    assert products._cpu_vendor(str(info)) == "AuthenticAMD"
+    info.write_text("processor\t: 0\nBogoMIPS\t: 50.00\n")  # an Arm processor names no vendor
+    assert products._cpu_vendor(str(info)) == ""
 
 
 def test_rotate_with_tables_equals_apply_rotary_exactly():

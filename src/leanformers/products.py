@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import torch
 import torch.nn.functional as F
 from torch.nn.modules import module as nn_module
@@ -16,12 +18,13 @@ def few_rows_linear(x, layer):
 def linear(x, weight, bias=None):
     """F.linear(x, weight, bias) for an (out, in) weight, in the fastest form measured for the number of rows.
 
-    On CPU, in float32 and without autograd, with a row-major weight: 2 to 32 rows (a small batch decoded one token
-    at a time) run as `weight @ x.T`, which streams a weight that does not fit in cache about 1.5 to 2.5 times as
-    fast as the `x @ weight.T` form on the x86 machines measured; one row and 33 to 256 rows (a prompt, an encoder
-    forward of a short text) share the weight's rows out among torch's threads (`_split_linear`). torch.compile
-    keeps these forms, unless it freezes the weights: inductor then packs them for its own faster kernels.
-    Values agree with F.linear to float32 rounding.
+    On CPU, in float32 and without autograd, with a row-major weight: a small batch decoded one token at a time (2
+    to 32 rows on AMD, 8 to 32 on Intel: `_COLUMN_FORM_ROWS`) runs as `weight @ x.T`, which streams a weight that
+    does not fit in cache 1.3 to 2.5 times as fast as the `x @ weight.T` form on the machines measured; where MKL
+    shares rows out poorly (`SPLIT_PAYS`), one row and 33 to 256 rows (a prompt, an encoder forward of a short text)
+    share the weight's rows out among torch's threads (`_split_linear`). torch.compile keeps these forms, unless it
+    freezes the weights: inductor then packs them for its own faster kernels. Values agree with F.linear to float32
+    rounding.
     """
     # cheapest tests first: this runs for every linear layer of every decoding step
     if (x.dtype is not torch.float32 or weight.dtype is not torch.float32 or not x.is_cpu
@@ -34,7 +37,9 @@ def linear(x, weight, bias=None):
         return F.linear(x, weight, bias)
     if rows == 1 or rows > 32:  # a torch function mode (batch_invariant) must see the F.linear call it replaces
         mode = not torch.compiler.is_compiling() and torch._C._is_torch_function_mode_enabled()
-        return F.linear(x, weight, bias) if mode else _split_linear(x, weight, bias, rows)
+        return F.linear(x, weight, bias) if mode or not SPLIT_PAYS else _split_linear(x, weight, bias, rows)
+    if rows < _COLUMN_FORM_ROWS:
+        return F.linear(x, weight, bias)
     columns = x.reshape(rows, -1).t()
     out = torch.mm(weight, columns) if bias is None else torch.addmm(bias[:, None], weight, columns)  # (out, rows)
     return out.t().contiguous().view(*x.shape[:-1], weight.shape[0])
@@ -70,6 +75,29 @@ def _split_linear(x, weight, bias, rows: int):
 
 _SPLIT_MIN_WEIGHT = 1 << 18  # elements: 1 MiB of float32, about where the split starts to pay
 _SPLIT_MAX_ROWS = 256  # beyond it the matrix kernels use every thread well (measured: 384 rows gain nothing)
+
+
+def _cpu_vendor(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The x86 vendor string (GenuineIntel, AuthenticAMD, ...), or "" where it cannot be read."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as info:
+            for line in info:
+                if line.startswith("vendor_id"):
+                    return line.partition(":")[2].strip()
+    except OSError:  # not Linux: Windows names the vendor at the end of platform.processor()
+        return platform.processor().rpartition(" ")[2]
+    return ""
+
+
+# MKL's own forms differ by maker. On an AMD EPYC (AVX2, 2 threads) it ran a one-row product on one core and split
+# 128 rows unevenly between two threads: sharing the weight's rows out among the threads paid (GPT-2-small's products
+# at one row 33 -> 21-23 ms, BERT-base's layers at 128 rows 1.26x), and so did `weight @ x.T` from 2 rows on. On an
+# Intel Xeon (AVX-512) MKL shares both well and the split costs time (GPT-2-small's layers at one row 7.7 -> 9.3 ms,
+# at 128 rows 3-7%), and `weight @ x.T` pays only from 8 rows (2-6 rows: 7.8-17 ms against 16-21; 8-32: 1.3-1.6x
+# faster). Other processors keep the forms first measured (AMD's).
+_INTEL = _cpu_vendor() == "GenuineIntel"
+SPLIT_PAYS = not _INTEL
+_COLUMN_FORM_ROWS = 8 if _INTEL else 2  # fewest rows run as weight @ x.T
 
 
 def _thread_count() -> int:
