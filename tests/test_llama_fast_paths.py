@@ -25,7 +25,7 @@ def _head(vocab=300, width=24, bias=False):
 @pytest.fixture(params=["amd", "intel"])
 def processor_forms(request, monkeypatch):
     """Each processor family's choice of forms (products.py), whichever processor runs the test."""
-    split, column_rows = (True, 2) if request.param == "amd" else (False, 8)
+    split, column_rows = (True, 2) if request.param == "amd" else (False, 16)
     monkeypatch.setattr(products, "SPLIT_PAYS", split)
     monkeypatch.setattr(products, "_COLUMN_FORM_ROWS", column_rows)
     return request.param
@@ -84,7 +84,7 @@ def test_split_over_threads_matches_the_linear_layer(processor_forms, threads, c
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("rows", [1, 8, 40])
+@pytest.mark.parametrize("rows", [1, 8, 16, 40])
 def test_each_processor_family_takes_its_measured_form(processor_forms, monkeypatch, rows):
     split, columns = [], []
     monkeypatch.setattr(products, "_split_linear", lambda *args: split.append(rows) or nn.functional.linear(*args[:3]))
@@ -94,9 +94,9 @@ def test_each_processor_family_takes_its_measured_form(processor_forms, monkeypa
     with torch.inference_mode():
         products.linear(torch.randn(rows, 256), weight)
     if processor_forms == "amd":
-        assert (split, columns) == (([], [8]) if rows == 8 else ([rows], []))
-    else:  # Intel: MKL's own form but for 8-32 rows
-        assert (split, columns) == ([], [8] if rows == 8 else [])
+        assert (split, columns) == (([], [rows]) if 2 <= rows <= 32 else ([rows], []))
+    else:  # Intel: MKL's own form but for 16-32 rows
+        assert (split, columns) == ([], [rows] if 16 <= rows <= 32 else [])
 
 
 def test_the_processor_vendor_is_read(tmp_path):

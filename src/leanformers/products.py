@@ -19,7 +19,7 @@ def linear(x, weight, bias=None):
     """F.linear(x, weight, bias) for an (out, in) weight, in the fastest form measured for the number of rows.
 
     On CPU, in float32 and without autograd, with a row-major weight: a small batch decoded one token at a time (2
-    to 32 rows on AMD, 8 to 32 on Intel: `_COLUMN_FORM_ROWS`) runs as `weight @ x.T`, which streams a weight that
+    to 32 rows on AMD, 16 to 32 on Intel: `_COLUMN_FORM_ROWS`) runs as `weight @ x.T`, which streams a weight that
     does not fit in cache 1.3 to 2.5 times as fast as the `x @ weight.T` form on the machines measured; where MKL
     shares rows out poorly (`SPLIT_PAYS`), one row and 33 to 256 rows (a prompt, an encoder forward of a short text)
     share the weight's rows out among torch's threads (`_split_linear`). torch.compile keeps these forms, unless it
@@ -93,11 +93,12 @@ def _cpu_vendor(cpuinfo: str = "/proc/cpuinfo") -> str:
 # 128 rows unevenly between two threads: sharing the weight's rows out among the threads paid (GPT-2-small's products
 # at one row 33 -> 21-23 ms, BERT-base's layers at 128 rows 1.26x), and so did `weight @ x.T` from 2 rows on. On an
 # Intel Xeon (AVX-512) MKL shares both well and the split costs time (GPT-2-small's layers at one row 7.7 -> 9.3 ms,
-# at 128 rows 3-7%), and `weight @ x.T` pays only from 8 rows (2-6 rows: 7.8-17 ms against 16-21; 8-32: 1.3-1.6x
-# faster). Other processors keep the forms first measured (AMD's).
+# at 128 rows 3-7%), and `weight @ x.T` pays only from about 16 rows (30 layers of SmolLM2-135M's shapes at 8 rows:
+# 26-41 ms against 38-50 with it, at 16 rows even, at 32 rows 58 against 68; GPT-2-small's layers 1.3x faster with it
+# at 16 rows, even at 8). Other processors keep the forms first measured (AMD's).
 _INTEL = _cpu_vendor() == "GenuineIntel"
 SPLIT_PAYS = not _INTEL
-_COLUMN_FORM_ROWS = 8 if _INTEL else 2  # fewest rows run as weight @ x.T
+_COLUMN_FORM_ROWS = 16 if _INTEL else 2  # fewest rows run as weight @ x.T
 
 
 def _thread_count() -> int:
