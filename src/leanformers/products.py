@@ -96,9 +96,9 @@ def _cpu_vendor(cpuinfo: str = "/proc/cpuinfo") -> str:
 # at 128 rows 3-7%), and `weight @ x.T` pays only from about 16 rows (30 layers of SmolLM2-135M's shapes at 8 rows:
 # 26-41 ms against 38-50 with it, at 16 rows even, at 32 rows 58 against 68; GPT-2-small's layers 1.3x faster with it
 # at 16 rows, even at 8). Other processors keep the forms first measured (AMD's).
-_INTEL = _cpu_vendor() == "GenuineIntel"
-SPLIT_PAYS = not _INTEL
-_COLUMN_FORM_ROWS = 16 if _INTEL else 2  # fewest rows run as weight @ x.T
+INTEL = _cpu_vendor() == "GenuineIntel"
+SPLIT_PAYS = not INTEL
+_COLUMN_FORM_ROWS = 16 if INTEL else 2  # fewest rows run as weight @ x.T
 
 
 def _thread_count() -> int:

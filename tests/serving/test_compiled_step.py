@@ -11,7 +11,9 @@ import pytest
 import torch
 
 import leanformers
-from leanformers.serving import build_state, load
+from leanformers import products
+from leanformers.generation.compiled import CompileConfig, inductor_settings
+from leanformers.serving import build_state, compiled_step, load
 from leanformers.serving.engine import Engine, GenerationRequest
 
 
@@ -57,6 +59,15 @@ def test_one_compiled_graph_decodes_every_batch_like_generate(llama):
         assert [token for token, _ in log[i]] == tokens, i
         last = float(expected.logits[-1][0].log_softmax(-1)[tokens[-1]])  # a compiled step's logprob
         assert log[i][-1][1] == pytest.approx(last, abs=1e-4), i
+
+
+@pytest.mark.parametrize("intel", [True, False])
+def test_the_step_compiles_with_the_kernels_measured_for_the_processor(monkeypatch, intel):
+    """On Intel, oneDNN's or MKL's packed kernels (no GEMM template); elsewhere the settings generate() compiles with.
+    The test above decodes through whichever of the two this processor takes."""
+    monkeypatch.setattr(products, "INTEL", intel)
+    settings = inductor_settings(CompileConfig(dynamic=True, options=compiled_step._options()), torch.device("cpu"))
+    assert settings["freezing"] and settings["max_autotune"] is not intel
 
 
 def test_compiling_is_refused_where_it_cannot_apply(llama):

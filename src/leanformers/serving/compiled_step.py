@@ -16,6 +16,7 @@ import torch
 
 from ..allocator import give_back_freed_memory
 from ..generation.compiled import CompileConfig, inductor_settings
+from .. import products
 from ..layers import StepAttentionProducts
 from .slots import KVSlots, StepCache
 
@@ -26,6 +27,15 @@ def _step(model, tokens, lengths, key_len: int, slots: KVSlots):
     out = model(input_ids=tokens, attention_mask=mask, position_ids=lengths[:, None], use_cache=True,
                 return_dict=True, past_key_values=StepCache(slots, lengths, key_len))
     return out.logits[:, -1]
+
+
+def _options() -> dict:
+    """On Intel processors the frozen weights go to oneDNN's or MKL's packed kernels, not inductor's GEMM template,
+    which ran this step's batch of symbolic size slower there (engine alone, 3 waves of 32 requests, SmolLM2-135M:
+    213-218 tokens/s with the template, 287-303 without, 252-262 eager). On the AMD machine measured, only the
+    template was tried (219-232 against 168-182 eager). generate()'s steps, of fixed size, keep it: on Intel even or
+    better."""
+    return {"max_autotune": False} if products.INTEL else {}
 
 
 class CompiledStep:
@@ -39,7 +49,8 @@ class CompiledStep:
 
         self.model, self.slots = model, slots
         device = next(model.parameters()).device
-        self.settings = inductor_config.patch(inductor_settings(CompileConfig(dynamic=True), device))
+        config = CompileConfig(dynamic=True, options=_options())
+        self.settings = inductor_config.patch(inductor_settings(config, device))
         self.compiled = torch.compile(_step, dynamic=True)
         self.compiled_once = False
 
