@@ -139,8 +139,8 @@ def test_prompts_arriving_together_are_prefilled_in_one_pass(models, name, monke
                                   return_dict_in_generate=True, output_logits=True)
         tokens = expected.sequences[0, len(prompt):].tolist()
         assert [token for token, _ in log[i]] == tokens and reasons[i] == "length", i
-        first = float(expected.logits[0][0].float().log_softmax(-1)[tokens[0]])
-        assert log[i][0][1][0] == pytest.approx(first, abs=1e-5), i
+        first = float(expected.logits[0][0].float().log_softmax(-1)[tokens[0]])  # products of other row counts:
+        assert log[i][0][1][0] == pytest.approx(first, abs=1e-4), i  # float32 rounding, 1e-5 seen on Intel
 
 
 def test_prompts_arriving_while_nothing_decodes_are_prefilled_past_one_chunk(models, monkeypatch):

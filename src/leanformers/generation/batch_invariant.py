@@ -5,10 +5,12 @@ products for more), so the same row gives slightly different floats alone and in
 take another token. Inside `batch_invariant()` every call is put into one canonical form before it runs:
 
 - a product with a weight (`F.linear`, and the `weight @ x.T` form of `products.linear` for a few rows) runs as
-  `F.linear` over a multiple of `ROW_MULTIPLE` rows, zero rows appended to fill the last group. The CPU matrix
-  kernels work on groups of rows and compute a row of a full group with the same reduction order whatever the
-  other rows are, but a single row (a matrix-vector product) or a part-filled last group takes other paths
-  (measured on the x86 kernels of torch's CPU build; `tests/serving` checks it on every run);
+  `F.linear` over a multiple of `ROW_MULTIPLE` rows, zero rows appended to fill the last group. On the AMD
+  processors measured, MKL works on groups of rows and computes a row of a full group with the same reduction
+  order whatever the other rows are, but a single row (a matrix-vector product) or a part-filled last group takes
+  other paths. On Intel's (a Xeon with AVX-512) the order also moves with the number of rows of a call, whatever
+  multiple of 4-64 it is, so there each call takes exactly ROW_MULTIPLE rows, a group at a time (`tests/serving`
+  checks it on every run);
 - attention (`F.scaled_dot_product_attention`) runs one batch row at a time, on that row's real keys and queries
   only (the padding columns and rows a mask hides are cut away), with no mask when what remains is fully visible;
   causal attention of several queries runs in blocks of QUERY_BLOCK queries at fixed positions (0..63, 64..127,
@@ -28,7 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-ROW_MULTIPLE = 4  # rows in a full group of the CPU matrix kernels: such a row's floats do not depend on the others
+from .. import products
+
+# rows in a full group of the CPU matrix kernels: such a row's floats do not depend on the others. On Intel a call
+# takes one group (8 rows: one call for a decoding batch of up to 8, one per 8 rows beyond)
+ROW_MULTIPLE = 8 if products.INTEL else 4
 QUERY_BLOCK = 64  # queries per call of causal attention, at positions that are multiples of it
 
 __all__ = ["batch_invariant", "BatchInvariantMode", "ROW_MULTIPLE", "QUERY_BLOCK"]
@@ -41,7 +47,10 @@ def _padded_linear(x, weight, bias=None):
     missing = -rows % ROW_MULTIPLE or (ROW_MULTIPLE if rows == 0 else 0)
     if missing:
         flat = torch.cat([flat, flat.new_zeros(missing, flat.shape[1])])
-    out = F.linear(flat, weight, bias)[:rows]
+    if products.INTEL and flat.shape[0] > ROW_MULTIPLE:
+        out = torch.cat([F.linear(group, weight, bias) for group in flat.split(ROW_MULTIPLE)])[:rows]
+    else:
+        out = F.linear(flat, weight, bias)[:rows]
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
