@@ -10,6 +10,8 @@ import pytest
 import torch
 
 import leanformers
+from leanformers import products
+from leanformers.generation import batch_invariant as batch_invariant_module
 from leanformers.generation.batch_invariant import batch_invariant
 from leanformers.serving.engine import Engine, GenerationRequest
 
@@ -54,8 +56,12 @@ def test_padded_batch_generate_is_bitwise_the_rows_alone(model):
         torch.testing.assert_close(plain_logits, logits, rtol=1e-4, atol=2e-5 * logits.abs().max().item())
 
 
+@pytest.mark.parametrize("forms", ["this processor's", "Intel's"])  # Intel's: calls of 8 rows, on any processor
 @pytest.mark.parametrize("inputs, outputs, bias", [(576, 1536, False), (1536, 576, True), (128, 49152, False)])
-def test_linear_rows_do_not_depend_on_their_neighbours(inputs, outputs, bias):
+def test_linear_rows_do_not_depend_on_their_neighbours(monkeypatch, forms, inputs, outputs, bias):
+    if forms == "Intel's":
+        monkeypatch.setattr(products, "INTEL", True)
+        monkeypatch.setattr(batch_invariant_module, "ROW_MULTIPLE", 8)
     torch.manual_seed(0)
     weight, bias = torch.randn(outputs, inputs), torch.randn(outputs) if bias else None
     rows = torch.randn(70, inputs)
