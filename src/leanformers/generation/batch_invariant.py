@@ -18,8 +18,8 @@ take another token. Inside `batch_invariant()` every call is put into one canoni
   tokens makes the same calls as the prompt prefilled at once.
 
 Element-wise ops and per-row norms are row-independent already. The cost is the matrix product in place of the
-matrix-vector product for a single row (the padded rows), and one attention call per row (and per block of a
-long prompt's queries).
+matrix-vector product for a single row (the padded rows), on Intel a product call per 8 rows, and one attention
+call per row (and per block of a long prompt's queries).
 """
 
 from __future__ import annotations
