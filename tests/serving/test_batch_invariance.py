@@ -10,7 +10,6 @@ import pytest
 import torch
 
 import leanformers
-from leanformers import products
 from leanformers.generation import batch_invariant as batch_invariant_module
 from leanformers.generation.batch_invariant import batch_invariant
 from leanformers.serving.engine import Engine, GenerationRequest
@@ -60,8 +59,8 @@ def test_padded_batch_generate_is_bitwise_the_rows_alone(model):
 @pytest.mark.parametrize("inputs, outputs, bias", [(576, 1536, False), (1536, 576, True), (128, 49152, False)])
 def test_linear_rows_do_not_depend_on_their_neighbours(monkeypatch, forms, inputs, outputs, bias):
     if forms == "Intel's":
-        monkeypatch.setattr(products, "INTEL", True)
         monkeypatch.setattr(batch_invariant_module, "ROW_MULTIPLE", 8)
+        monkeypatch.setattr(batch_invariant_module, "CALL_ROWS", 8)
     torch.manual_seed(0)
     weight, bias = torch.randn(outputs, inputs), torch.randn(outputs) if bias else None
     rows = torch.randn(70, inputs)

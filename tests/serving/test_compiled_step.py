@@ -13,7 +13,7 @@ import torch
 import leanformers
 from leanformers import products
 from leanformers.generation.compiled import CompileConfig, inductor_settings
-from leanformers.serving import build_state, compiled_step, load
+from leanformers.serving import build_state, load
 from leanformers.serving.engine import Engine, GenerationRequest
 
 
@@ -63,11 +63,12 @@ def test_one_compiled_graph_decodes_every_batch_like_generate(llama):
 
 @pytest.mark.parametrize("intel", [True, False])
 def test_the_step_compiles_with_the_kernels_measured_for_the_processor(monkeypatch, intel):
-    """On Intel, oneDNN's or MKL's packed kernels (no GEMM template); elsewhere the settings generate() compiles with.
-    The test above decodes through whichever of the two this processor takes."""
+    """On Intel, a step of symbolic size takes oneDNN's or MKL's packed kernels (no GEMM template); elsewhere, and
+    generate()'s fixed-size steps, the template. The test above decodes through whichever this processor takes."""
     monkeypatch.setattr(products, "INTEL", intel)
-    settings = inductor_settings(CompileConfig(dynamic=True, options=compiled_step._options()), torch.device("cpu"))
+    settings = inductor_settings(CompileConfig(dynamic=True), torch.device("cpu"))
     assert settings["freezing"] and settings["max_autotune"] is not intel
+    assert inductor_settings(CompileConfig(), torch.device("cpu"))["max_autotune"]
 
 
 def test_compiling_is_refused_where_it_cannot_apply(llama):

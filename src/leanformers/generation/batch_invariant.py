@@ -9,8 +9,8 @@ take another token. Inside `batch_invariant()` every call is put into one canoni
   processors measured, MKL works on groups of rows and computes a row of a full group with the same reduction
   order whatever the other rows are, but a single row (a matrix-vector product) or a part-filled last group takes
   other paths. On Intel's (a Xeon with AVX-512) the order also moves with the number of rows of a call, whatever
-  multiple of 4-64 it is, so there each call takes exactly ROW_MULTIPLE rows, a group at a time (`tests/serving`
-  checks it on every run);
+  multiple of 4-64 it is, so there each call takes exactly one group (`CALL_ROWS`); `tests/serving` checks both
+  on every run;
 - attention (`F.scaled_dot_product_attention`) runs one batch row at a time, on that row's real keys and queries
   only (the padding columns and rows a mask hides are cut away), with no mask when what remains is fully visible;
   causal attention of several queries runs in blocks of QUERY_BLOCK queries at fixed positions (0..63, 64..127,
@@ -32,9 +32,10 @@ from torch.overrides import TorchFunctionMode
 
 from .. import products
 
-# rows in a full group of the CPU matrix kernels: such a row's floats do not depend on the others. On Intel a call
-# takes one group (8 rows: one call for a decoding batch of up to 8, one per 8 rows beyond)
-ROW_MULTIPLE = 8 if products.INTEL else 4
+ROW_MULTIPLE = 8 if products.INTEL else 4  # rows of a full group of the CPU matrix kernels
+# rows of one product call: on Intel exactly one group (a decoding batch of up to 8 is one call), elsewhere any
+# number of whole groups
+CALL_ROWS = ROW_MULTIPLE if products.INTEL else None
 QUERY_BLOCK = 64  # queries per call of causal attention, at positions that are multiples of it
 
 __all__ = ["batch_invariant", "BatchInvariantMode", "ROW_MULTIPLE", "QUERY_BLOCK"]
@@ -47,10 +48,8 @@ def _padded_linear(x, weight, bias=None):
     missing = -rows % ROW_MULTIPLE or (ROW_MULTIPLE if rows == 0 else 0)
     if missing:
         flat = torch.cat([flat, flat.new_zeros(missing, flat.shape[1])])
-    if products.INTEL and flat.shape[0] > ROW_MULTIPLE:
-        out = torch.cat([F.linear(group, weight, bias) for group in flat.split(ROW_MULTIPLE)])[:rows]
-    else:
-        out = F.linear(flat, weight, bias)[:rows]
+    parts = [F.linear(group, weight, bias) for group in (flat.split(CALL_ROWS) if CALL_ROWS else (flat,))]
+    out = (parts[0] if len(parts) == 1 else torch.cat(parts))[:rows]
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 

@@ -1,13 +1,14 @@
 """The server's decoding step through torch.compile (`leanformers serve --compile`, `Engine(compile=True)`).
 
 One graph serves every step: the batch size and the key length are dynamic, and on CPU the weights are frozen into
-it for inductor's packed GEMM kernels, as in generate()'s compiled steps (generation/compiled.py). Measured on 2
-cores, SmolLM2-135M, requests of 30-60 prompt tokens decoding 64 tokens each, all at once: 8 requests 77 -> 118
-tokens/s, 32 requests 128 -> 163 (the prompts are prefilled eagerly). Its grouped attention is two batched products
-(layers.StepAttentionProducts), as in eager steps: engine alone, 3 waves of 32 requests, 219 -> 232 tokens/s.
-The price: the compilation, before the server takes requests (minutes on a small CPU), and the frozen weights, a
-second copy of the model's. A single running request is decoded beside a dummy row in a free slot: torch.compile
-treats a size of 1 as a constant, so one row would compile a second graph with a third copy of the weights.
+it for packed GEMM kernels (inductor's own; on Intel processors, for a step of symbolic size, oneDNN's or MKL's:
+generation/compiled.py), as in generate()'s compiled steps. Measured on 2 AMD cores, SmolLM2-135M, requests of 30-60
+prompt tokens decoding 64 tokens each, all at once: 8 requests 77 -> 118 tokens/s, 32 requests 128 -> 163 (the
+prompts are prefilled eagerly). Its grouped attention is two batched products (layers.StepAttentionProducts), as in
+eager steps: engine alone, 3 waves of 32 requests, 219 -> 232 tokens/s. The price: the compilation, before the
+server takes requests (minutes on a small CPU), and the frozen weights, a second copy of the model's. A single
+running request is decoded beside a dummy row in a free slot: torch.compile treats a size of 1 as a constant, so one
+row would compile a second graph with a third copy of the weights.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import torch
 
 from ..allocator import give_back_freed_memory
 from ..generation.compiled import CompileConfig, inductor_settings
-from .. import products
 from ..layers import StepAttentionProducts
 from .slots import KVSlots, StepCache
 
@@ -27,15 +27,6 @@ def _step(model, tokens, lengths, key_len: int, slots: KVSlots):
     out = model(input_ids=tokens, attention_mask=mask, position_ids=lengths[:, None], use_cache=True,
                 return_dict=True, past_key_values=StepCache(slots, lengths, key_len))
     return out.logits[:, -1]
-
-
-def _options() -> dict:
-    """On Intel processors the frozen weights go to oneDNN's or MKL's packed kernels, not inductor's GEMM template,
-    which ran this step's batch of symbolic size slower there (engine alone, 3 waves of 32 requests, SmolLM2-135M:
-    213-218 tokens/s with the template, 287-303 without, 252-262 eager). On the AMD machine measured, only the
-    template was tried (219-232 against 168-182 eager). generate()'s steps, of fixed size, keep it: on Intel even or
-    better."""
-    return {"max_autotune": False} if products.INTEL else {}
 
 
 class CompiledStep:
@@ -49,8 +40,7 @@ class CompiledStep:
 
         self.model, self.slots = model, slots
         device = next(model.parameters()).device
-        config = CompileConfig(dynamic=True, options=_options())
-        self.settings = inductor_config.patch(inductor_settings(config, device))
+        self.settings = inductor_config.patch(inductor_settings(CompileConfig(dynamic=True), device))
         self.compiled = torch.compile(_step, dynamic=True)
         self.compiled_once = False
 
