@@ -13,7 +13,7 @@ import torch
 import leanformers
 from leanformers import products
 from leanformers.generation.compiled import CompileConfig, inductor_settings
-from leanformers.serving import build_state, load
+from leanformers.serving import build_state, compiled_step, load
 from leanformers.serving.engine import Engine, GenerationRequest
 
 
@@ -88,3 +88,27 @@ def test_a_compiling_server_compiles_before_it_takes_requests(tiny_llama_dir):
         assert state.engine.metrics is state.metrics and state.metrics.completion_tokens == 0  # warm-up not counted
     finally:
         state.engine.shutdown()
+
+
+def test_fixed_shape_steps_decode_every_batch_like_generate(llama, monkeypatch):
+    """The CUDA form of the step (one graph per batch size padded to a power of two, keys over the slots' whole
+    length, every size compiled at the first step), run on this processor without the CUDA graphs."""
+    monkeypatch.setattr(compiled_step, "fixed_shapes", lambda device: True)
+    generator = torch.Generator().manual_seed(5)
+    shapes = [(9, 4), (6, 7), (21, 3), (14, 8), (33, 5)]
+    prompts = [torch.randint(3, 1000, (n,), generator=generator).tolist() for n, _ in shapes]
+    requests = [GenerationRequest(prompt_ids=p, max_tokens=new, emit=None, temperature=0.0, top_logprobs=0)
+                for p, (_, new) in zip(prompts, shapes)]
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    engine = Engine(llama, max_batch=3, max_queue=8, max_len=64, compile=True)
+    try:
+        assert [engine._compiled_step.padded_rows(rows) for rows in (1, 2, 3)] == [1, 2, 3]
+        log = {**_run(engine, requests[:1])}
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 3  # sizes 1, 2, 3 at once
+        log.update({i + 1: got for i, got in _run(engine, requests[1:]).items()})
+    finally:
+        engine.shutdown()
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 3
+    for i, (prompt, (_, new)) in enumerate(zip(prompts, shapes)):
+        expected = llama.generate(torch.tensor([prompt]), max_new_tokens=new, min_new_tokens=new, do_sample=False)
+        assert [token for token, _ in log[i]] == expected[0, len(prompt):].tolist(), i

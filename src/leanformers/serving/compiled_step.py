@@ -1,6 +1,6 @@
 """The server's decoding step through torch.compile (`leanformers serve --compile`, `Engine(compile=True)`).
 
-One graph serves every step: the batch size and the key length are dynamic, and on CPU the weights are frozen into
+On CPU one graph serves every step: the batch size and the key length are dynamic, and the weights are frozen into
 it for packed GEMM kernels (inductor's own; on Intel processors, for a step of symbolic size, oneDNN's or MKL's:
 generation/compiled.py), as in generate()'s compiled steps. Measured on 2 AMD cores, SmolLM2-135M, requests of 30-60
 prompt tokens decoding 64 tokens each, all at once: 8 requests 77 -> 118 tokens/s, 32 requests 128 -> 163 (the
@@ -9,6 +9,13 @@ eager steps: engine alone, 3 waves of 32 requests, 219 -> 232 tokens/s. The pric
 server takes requests (minutes on a small CPU), and the frozen weights, a second copy of the model's. A single
 running request is decoded beside a dummy row in a free slot: torch.compile treats a size of 1 as a constant, so one
 row would compile a second graph with a third copy of the weights.
+
+On CUDA the step is replayed as a CUDA graph (torch.compile's "reduce-overhead" mode), which needs fixed shapes:
+the batch is padded with dummy rows in free slots to a power of two (at most the number of slots), every step
+attends over the slots' whole length (the mask hides what a row has not written), and the weights stay the
+model's own (nothing is frozen off CPU). Each padded batch size is compiled and recorded at the first step, so that
+no batch stalls mid-serving while its shape compiles; the key/value buffers are marked as static addresses, so a
+replay reads and writes them in place instead of copying them into the graph's own inputs.
 """
 
 from __future__ import annotations
@@ -29,8 +36,14 @@ def _step(model, tokens, lengths, key_len: int, slots: KVSlots):
     return out.logits[:, -1]
 
 
+def fixed_shapes(device: torch.device) -> bool:
+    """Whether the step on `device` compiles one graph per padded batch size (for CUDA graphs) or one of dynamic
+    shapes."""
+    return device.type == "cuda"
+
+
 class CompiledStep:
-    """`step(tokens (batch, 1), lengths (batch,)) -> logits (batch, vocab)` through one compiled graph."""
+    """`step(tokens (batch, 1), lengths (batch,)) -> logits (batch, vocab)` through torch.compile."""
 
     def __init__(self, model, slots: KVSlots):
         if not getattr(model, "_supports_compiled_decoding", False):
@@ -39,19 +52,46 @@ class CompiledStep:
         import torch._inductor.config as inductor_config  # only a compiled server pays for importing it
 
         self.model, self.slots = model, slots
-        device = next(model.parameters()).device
-        self.settings = inductor_config.patch(inductor_settings(CompileConfig(dynamic=True), device))
-        self.compiled = torch.compile(_step, dynamic=True)
+        self.device = next(model.parameters()).device
+        self.fixed = fixed_shapes(self.device)
+        config = CompileConfig(dynamic=not self.fixed, mode="reduce-overhead" if self.device.type == "cuda" else None)
+        self.settings = inductor_config.patch(inductor_settings(config, self.device))
+        self.compiled = torch.compile(_step, dynamic=config.dynamic, mode=config.mode)
         self.compiled_once = False
 
+    def padded_rows(self, rows: int) -> int:
+        """The batch size the step runs `rows` running requests at."""
+        if self.fixed:
+            return min(1 << (rows - 1).bit_length(), self.slots.slots)
+        return 2 if rows == 1 and self.slots.slots > 1 else rows  # a dummy row in the free slot 1
+
     def __call__(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        rows = tokens.shape[0]
-        if rows == 1 and self.slots.slots > 1:  # a dummy row in the free slot 1, at its position 0
-            tokens, lengths = tokens.repeat(2, 1), torch.cat((lengths, lengths.new_zeros(1)))
-        with self.settings, StepAttentionProducts():
-            logits = self.compiled(self.model, tokens, lengths.to(tokens.device), int(lengths.max()) + 1,
-                                   self.slots)[:rows]
-        if not self.compiled_once:  # the first call compiled: the compiler's working memory is free now
+        first = not self.compiled_once
+        if first and self.fixed:
+            self._compile_every_size(tokens, lengths)
+        logits = self._run(tokens, lengths, self.padded_rows(tokens.shape[0]))
+        if first:  # the compiler's working memory is free now
             give_back_freed_memory()
             self.compiled_once = True
         return logits
+
+    def _run(self, tokens: torch.Tensor, lengths: torch.Tensor, size: int) -> torch.Tensor:
+        rows = tokens.shape[0]
+        if size > rows:  # dummy rows in the free slots after the running ones, at their position 0
+            tokens = torch.cat((tokens, tokens[:1].expand(size - rows, 1)))
+            lengths = torch.cat((lengths, lengths.new_zeros(size - rows)))
+        key_len = self.slots.max_len if self.fixed else int(lengths.max()) + 1
+        if self.device.type == "cuda":  # the previous replay's outputs have been read: its memory may be reused
+            torch.compiler.cudagraph_mark_step_begin()
+        with self.settings, StepAttentionProducts():
+            logits = self.compiled(self.model, tokens, lengths.to(tokens.device), key_len, self.slots)
+        return logits[:rows]
+
+    def _compile_every_size(self, tokens: torch.Tensor, lengths: torch.Tensor):
+        """Compile (on CUDA: and record) the step at every padded batch size before the first real step. The rows
+        that run are the first step's own (the real step then writes their keys again) and dummies in free slots."""
+        if self.device.type == "cuda":
+            for buffer in self.slots.keys + self.slots.values:
+                torch._dynamo.mark_static_address(buffer)
+        for size in sorted({self.padded_rows(rows) for rows in range(1, self.slots.slots + 1)}):
+            self._run(tokens[:size], lengths[:size], size)
