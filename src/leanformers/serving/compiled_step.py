@@ -88,10 +88,13 @@ class CompiledStep:
         return logits[:rows]
 
     def _compile_every_size(self, tokens: torch.Tensor, lengths: torch.Tensor):
-        """Compile (on CUDA: and record) the step at every padded batch size before the first real step. The rows
-        that run are the first step's own (the real step then writes their keys again) and dummies in free slots."""
-        if self.device.type == "cuda":
+        """Compile the step at every padded batch size before the first real step (on CUDA, twice each: a CUDA
+        graph is recorded at a shape's second call). The rows that run are the first step's own (the real step then
+        writes their keys again) and dummies in free slots."""
+        cuda = self.device.type == "cuda"
+        if cuda:
             for buffer in self.slots.keys + self.slots.values:
                 torch._dynamo.mark_static_address(buffer)
         for size in sorted({self.padded_rows(rows) for rows in range(1, self.slots.slots + 1)}):
-            self._run(tokens[:size], lengths[:size], size)
+            for _ in range(2 if cuda else 1):
+                self._run(tokens[:size], lengths[:size], size)
