@@ -39,12 +39,17 @@ def _run(engine, requests):
     return log
 
 
-def test_one_compiled_graph_decodes_every_batch_like_generate(llama):
-    generator = torch.Generator().manual_seed(3)
-    shapes = [(7, 5), (5, 6), (23, 9), (12, 3), (40, 12)]  # (prompt tokens, new tokens): first alone, then 4 at once
+def _greedy_requests(shapes, seed):
+    """Random prompts of the given (prompt tokens, new tokens) shapes, and a greedy request for each."""
+    generator = torch.Generator().manual_seed(seed)
     prompts = [torch.randint(3, 1000, (n,), generator=generator).tolist() for n, _ in shapes]
-    requests = [GenerationRequest(prompt_ids=p, max_tokens=new, emit=None, temperature=0.0, top_logprobs=0)
-                for p, (_, new) in zip(prompts, shapes)]
+    return prompts, [GenerationRequest(prompt_ids=p, max_tokens=new, emit=None, temperature=0.0, top_logprobs=0)
+                     for p, (_, new) in zip(prompts, shapes)]
+
+
+def test_one_compiled_graph_decodes_every_batch_like_generate(llama):
+    shapes = [(7, 5), (5, 6), (23, 9), (12, 3), (40, 12)]  # (prompt tokens, new tokens): first alone, then 4 at once
+    prompts, requests = _greedy_requests(shapes, seed=3)
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     engine = Engine(llama, max_batch=4, max_queue=8, max_len=128, compile=True)
     try:
@@ -94,11 +99,8 @@ def test_fixed_shape_steps_decode_every_batch_like_generate(llama, monkeypatch):
     """The CUDA form of the step (one graph per batch size padded to a power of two, keys over the slots' whole
     length, every size compiled at the first step), run on this processor without the CUDA graphs."""
     monkeypatch.setattr(compiled_step, "fixed_shapes", lambda device: True)
-    generator = torch.Generator().manual_seed(5)
     shapes = [(9, 4), (6, 7), (21, 3), (14, 8), (33, 5)]
-    prompts = [torch.randint(3, 1000, (n,), generator=generator).tolist() for n, _ in shapes]
-    requests = [GenerationRequest(prompt_ids=p, max_tokens=new, emit=None, temperature=0.0, top_logprobs=0)
-                for p, (_, new) in zip(prompts, shapes)]
+    prompts, requests = _greedy_requests(shapes, seed=5)
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     engine = Engine(llama, max_batch=3, max_queue=8, max_len=64, compile=True)
     try:
