@@ -3,9 +3,9 @@
 Builds a randomly initialised model of SmolLM2-135M's shape (no download: only its configuration) in float32 on the
 first CUDA device, and runs the engine alone, eager and compiled, in waves of 1, 8 and 32 concurrent greedy
 requests (24-48 prompt tokens, 64 new tokens each). It checks that every request's tokens are the same in both
-engines and, for a few, equal to `generate()` alone, and prints tokens/s per wave and the compile time. Exits 1 when
-a check fails, 2 without a CUDA device (`--device cpu`: a dry run of the script). Bounded: one pass over the waves
-per engine, 64 tokens per request.
+engines and, for a few, equal to `generate()` alone, and that a seeded sampled request repeats its tokens; it prints
+tokens/s per wave and the compile time. Exits 1 when a check fails, 2 without a CUDA device (`--device cpu`: a dry
+run of the script). Bounded: one pass over the waves per engine, 64 tokens per request.
 
     python benchmarks/serve/cuda_step.py [--waves 1,8,32] [--max-batch 32] [--device cuda]
 """
@@ -34,8 +34,9 @@ def prompts(count: int, seed: int) -> list[list[int]]:
     return [torch.randint(10, 40000, (n,), generator=generator).tolist() for n in lengths]
 
 
-def serve_wave(engine: Engine, wave: list[list[int]]) -> tuple[list[list[int]], float]:
-    """Every prompt of `wave` submitted at once -> (each request's tokens, tokens/s)."""
+def serve_wave(engine: Engine, wave: list[list[int]], **sampling) -> tuple[list[list[int]], float]:
+    """Every prompt of `wave` submitted at once (greedy unless `sampling` says otherwise) -> (each request's tokens,
+    tokens/s)."""
     outputs, finished = [[] for _ in wave], threading.Semaphore(0)
 
     def emitter(i):
@@ -45,8 +46,8 @@ def serve_wave(engine: Engine, wave: list[list[int]]) -> tuple[list[list[int]], 
             else:
                 finished.release()
         return emit
-    requests = [GenerationRequest(prompt_ids=p, max_tokens=NEW_TOKENS, emit=emitter(i), temperature=0.0)
-                for i, p in enumerate(wave)]
+    requests = [GenerationRequest(prompt_ids=p, max_tokens=NEW_TOKENS, emit=emitter(i), **{"temperature": 0.0,
+                                  **sampling}) for i, p in enumerate(wave)]
     start = time.perf_counter()
     engine.submit(requests)
     for _ in requests:
@@ -64,8 +65,11 @@ def run_engine(model, waves: list[list[list[int]]], max_batch: int, compile: boo
         engine.warm_up()
         warm = time.perf_counter() - start
         results = [serve_wave(engine, wave) for wave in waves]
+        seeded = [serve_wave(engine, waves[0], temperature=0.8, seed=7)[0] for _ in range(2)]
     finally:
         engine.shutdown()
+    if seeded[0] != seeded[1]:
+        raise AssertionError("a seeded sampled request gave other tokens when sent again")
     return [tokens for tokens, _ in results], [speed for _, speed in results], warm
 
 
@@ -85,7 +89,7 @@ def main() -> int:
     eager, eager_speed, _ = run_engine(model, waves, args.max_batch, compile=False)
     compiled, compiled_speed, warm = run_engine(model, waves, args.max_batch, compile=True)
     name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
-    print(f"{name}: compiled engine ready in {warm:.1f} s (every batch size recorded)")
+    print(f"{name}: compiled engine ready in {warm:.1f} s, compiling included")
     failures = 0
     for wave, ours, theirs, fast, slow in zip(waves, compiled, eager, compiled_speed, eager_speed):
         same = sum(a == b for a, b in zip(ours, theirs))

@@ -324,7 +324,7 @@ class Engine:
         self.running.append(request)
         self.metrics.observe("ttft", time.monotonic() - request.submitted)
         self.metrics.prompt_tokens += len(request.prompt_ids)
-        self._take(request, logits.float())
+        self._take(request, logits.float().cpu())  # sampled on the CPU, with the request's CPU generator
 
     @torch.inference_mode()
     def _decode_step(self):
