@@ -48,8 +48,8 @@ def _padded_linear(x, weight, bias=None):
     missing = -rows % ROW_MULTIPLE or (ROW_MULTIPLE if rows == 0 else 0)
     if missing:
         flat = torch.cat([flat, flat.new_zeros(missing, flat.shape[1])])
-    parts = [F.linear(group, weight, bias) for group in (flat.split(CALL_ROWS) if CALL_ROWS else (flat,))]
-    out = (parts[0] if len(parts) == 1 else torch.cat(parts))[:rows]
+    parts = [F.linear(group, weight, bias) for group in flat.split(CALL_ROWS or len(flat))]
+    out = (torch.cat(parts) if len(parts) > 1 else parts[0])[:rows]
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 

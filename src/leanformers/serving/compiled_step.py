@@ -52,10 +52,11 @@ class CompiledStep:
         import torch._inductor.config as inductor_config  # only a compiled server pays for importing it
 
         self.model, self.slots = model, slots
-        self.device = next(model.parameters()).device
-        self.fixed = fixed_shapes(self.device)
-        config = CompileConfig(dynamic=not self.fixed, mode="reduce-overhead" if self.device.type == "cuda" else None)
-        self.settings = inductor_config.patch(inductor_settings(config, self.device))
+        device = next(model.parameters()).device
+        self.fixed = fixed_shapes(device)
+        self.cuda_graphs = device.type == "cuda"
+        config = CompileConfig(dynamic=not self.fixed, mode="reduce-overhead" if self.cuda_graphs else None)
+        self.settings = inductor_config.patch(inductor_settings(config, device))
         self.compiled = torch.compile(_step, dynamic=config.dynamic, mode=config.mode)
         self.compiled_once = False
 
@@ -81,7 +82,7 @@ class CompiledStep:
             tokens = torch.cat((tokens, tokens[:1].expand(size - rows, 1)))
             lengths = torch.cat((lengths, lengths.new_zeros(size - rows)))
         key_len = self.slots.max_len if self.fixed else int(lengths.max()) + 1
-        if self.device.type == "cuda":  # the previous replay's outputs have been read: its memory may be reused
+        if self.cuda_graphs:  # the previous replay's outputs have been read: its memory may be reused
             torch.compiler.cudagraph_mark_step_begin()
         with self.settings, StepAttentionProducts():
             logits = self.compiled(self.model, tokens, lengths.to(tokens.device), key_len, self.slots)
@@ -91,10 +92,9 @@ class CompiledStep:
         """Compile the step at every padded batch size before the first real step (on CUDA, twice each: a CUDA
         graph is recorded at a shape's second call). The rows that run are the first step's own (the real step then
         writes their keys again) and dummies in free slots."""
-        cuda = self.device.type == "cuda"
-        if cuda:
+        if self.cuda_graphs:
             for buffer in self.slots.keys + self.slots.values:
                 torch._dynamo.mark_static_address(buffer)
         for size in sorted({self.padded_rows(rows) for rows in range(1, self.slots.slots + 1)}):
-            for _ in range(2 if cuda else 1):
+            for _ in range(2 if self.cuda_graphs else 1):
                 self._run(tokens[:size], lengths[:size], size)
