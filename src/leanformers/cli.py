@@ -127,8 +127,9 @@ def _add_serve(commands):
                        help="greedy answers bitwise independent of the other requests in the batch (CPU float32; "
                             "slower, most of all for a single stream)")
     serve.add_argument("--compile", action="store_true",
-                       help="decode through one torch.compile'd step (1.6x the tokens/s of 8 streams on 2 CPU cores; "
-                            "compiles for minutes before serving and holds the weights twice)")
+                       help="run prompts and decoding steps through one library compiled ahead of time (CPU: "
+                            "compiled once per model shape, about a minute, and kept in ~/.cache/leanformers; "
+                            "CUDA: CUDA graphs)")
     serve.add_argument("--prefix-cache", type=int, default=0, metavar="TOKENS",
                        help="keep the keys and values of up to TOKENS prompt tokens for later prompts that begin "
                             "the same way, e.g. the chat template's system turn (default: 0, off)")

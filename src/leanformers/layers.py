@@ -302,6 +302,8 @@ def grouped_attention(q, k, v, mask=None, is_causal: bool = False, scale: float 
         k, v = repeat_kv(k, groups), repeat_kv(v, groups)
         return attention(q, k, v, mask, dropout_p, want_weights, scale, head_mask, is_causal)
     batch, heads, query_len, dim = q.shape
+    if mask is not None and mask.shape[1] == 1 and StepAttentionProducts.on and torch.compiler.is_exporting():
+        return _stacked_group_attention(q, k, v, mask, scale), None
     if query_len == 1 and (mask is None or mask.shape[1] == 1):
         q = q.reshape(batch, heads // groups, groups, dim)
         if _step_products_wanted(batch, dropout_p):
@@ -318,8 +320,10 @@ def grouped_attention(q, k, v, mask=None, is_causal: bool = False, scale: float 
 
 class StepAttentionProducts:
     """While on, compiled graphs take the decoding step's grouped attention as two products as well (the server's
-    compiled step, serving/compiled_step.py: 25 -> 13 ms of a 32-row SmolLM2 step). Off elsewhere: compiled
-    generate() over its static cache ran slower with them (batch 8: 177 -> 157 tokens/s)."""
+    compiled step, serving/compiled_step.py: 25 -> 13 ms of a 32-row SmolLM2 step), and an exported graph takes
+    grouped attention of any number of new tokens that way (the server's CPU step, serving/exported_step.py, one
+    graph for prompts and decoding steps alike). Off elsewhere: compiled generate() over its static cache ran slower
+    with them (batch 8: 177 -> 157 tokens/s)."""
 
     on = False  # read while torch.compile traces: a graph compiled with it on is only reused with it on
 
@@ -336,6 +340,21 @@ def _step_products_wanted(batch: int, dropout_p: float) -> bool:
     if torch.compiler.is_compiling():  # checked first: a graph of dynamic batch size must not depend on it
         return StepAttentionProducts.on
     return batch >= 4 and not torch._C._is_torch_function_mode_enabled()  # batch_invariant must see SDPA
+
+
+def _stacked_group_attention(q, k, v, mask, scale):
+    """Grouped attention of (batch, heads, queries, dim) queries with a (batch or 1, 1, queries, keys) mask, each
+    group's queries stacked as its key head's (queries * groups) queries: no copy of the keys for every query head,
+    and no branch on the number of queries (an exported graph serves 1 and many alike)."""
+    batch, heads, queries, dim = q.shape
+    kv_heads = k.shape[1]
+    groups = heads // kv_heads
+    stacked = q.view(batch, kv_heads, groups, queries, dim).transpose(2, 3).contiguous()
+    rows, keys = mask.shape[0], mask.shape[-1]
+    mask = mask[:, :, :, None].expand(rows, 1, queries, groups, keys).contiguous()
+    out = _grouped_step_attention(stacked.view(batch, kv_heads, queries * groups, dim), k, v,
+                                  mask.view(rows, 1, queries * groups, keys), scale)
+    return out.view(batch, kv_heads, queries, groups, dim).transpose(2, 3).reshape(batch, heads, queries, dim)
 
 
 def _grouped_step_attention(q, k, v, mask, scale):

@@ -41,6 +41,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_steps_cache(tmp_path_factory):
+    """Steps compiled by `--compile` servers are kept in a folder of this test session (servers inherit it)."""
+    folder = tmp_path_factory.mktemp("leanformers-cache")
+    before, os.environ["LEANFORMERS_CACHE"] = os.environ.get("LEANFORMERS_CACHE"), str(folder)
+    yield folder
+    os.environ.pop("LEANFORMERS_CACHE") if before is None else os.environ.update(LEANFORMERS_CACHE=before)
+
+
 @pytest.fixture(scope="session")
 def smollm2_tokenizer():
     return leanformers.AutoTokenizer.from_pretrained(fixture_path(*SMOLLM2), gguf_file=SMOLLM2_FILE)

@@ -1,20 +1,21 @@
-"""`Engine(compile=True)` (`leanformers serve --compile`): one compiled decoding step, of dynamic batch size and key
-length, gives each request generate()'s greedy tokens, alone (beside its dummy row) or in a batch that shrinks as
-requests finish; where it cannot apply it is refused at start."""
+"""`Engine(compile=True)` (`leanformers serve --compile`): on CPU one library compiled ahead of time runs every
+prompt and decoding step, and gives each request generate()'s greedy tokens, alone or in a batch that grows and
+shrinks; the CUDA form (fixed-shape graphs) does too, run here without CUDA graphs; where compiling cannot apply it
+is refused at start."""
 
 from __future__ import annotations
 
 import copy
+import subprocess
 import threading
 
 import pytest
 import torch
 
 import leanformers
-from leanformers import products
-from leanformers.generation.compiled import CompileConfig, inductor_settings
-from leanformers.serving import build_state, compiled_step, load
+from leanformers.serving import build_state, compiled_step, exported_step, load
 from leanformers.serving.engine import Engine, GenerationRequest
+from leanformers.serving.exported_step import ExportedStep, step_key
 
 
 @pytest.fixture(scope="module")
@@ -47,18 +48,9 @@ def _greedy_requests(shapes, seed):
                      for p, (_, new) in zip(prompts, shapes)]
 
 
-def test_one_compiled_graph_decodes_every_batch_like_generate(llama):
-    shapes = [(7, 5), (5, 6), (23, 9), (12, 3), (40, 12)]  # (prompt tokens, new tokens): first alone, then 4 at once
-    prompts, requests = _greedy_requests(shapes, seed=3)
-    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    engine = Engine(llama, max_batch=4, max_queue=8, max_len=128, compile=True)
-    try:
-        log = {**_run(engine, requests[:1]), **{i + 1: got for i, got in _run(engine, requests[1:]).items()}}
-    finally:
-        engine.shutdown()
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 1  # batch sizes 1-4, every length
+def _expect_generate(model, prompts, shapes, log):
     for i, (prompt, (_, new)) in enumerate(zip(prompts, shapes)):
-        expected = llama.generate(torch.tensor([prompt]), max_new_tokens=new, min_new_tokens=new, do_sample=False,
+        expected = model.generate(torch.tensor([prompt]), max_new_tokens=new, min_new_tokens=new, do_sample=False,
                                   return_dict_in_generate=True, output_logits=True)
         tokens = expected.sequences[0, len(prompt):].tolist()
         assert [token for token, _ in log[i]] == tokens, i
@@ -66,14 +58,47 @@ def test_one_compiled_graph_decodes_every_batch_like_generate(llama):
         assert log[i][-1][1] == pytest.approx(last, abs=1e-4), i
 
 
-@pytest.mark.parametrize("intel", [True, False])
-def test_the_step_compiles_with_the_kernels_measured_for_the_processor(monkeypatch, intel):
-    """On Intel, a step of symbolic size takes oneDNN's or MKL's packed kernels (no GEMM template); elsewhere, and
-    generate()'s fixed-size steps, the template. The test above decodes through whichever this processor takes."""
-    monkeypatch.setattr(products, "INTEL", intel)
-    settings = inductor_settings(CompileConfig(dynamic=True), torch.device("cpu"))
-    assert settings["freezing"] and settings["max_autotune"] is not intel
-    assert inductor_settings(CompileConfig(), torch.device("cpu"))["max_autotune"]
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_the_exported_step_serves_every_request_like_generate(kind, tiny_llama_dir, tiny_gpt2_dir):
+    """One compiled library runs prompts alone, prompts together (of different lengths, padded), a prompt longer
+    than a chunk (three chunks) and decoding steps of a batch that grows and shrinks."""
+    model = leanformers.AutoModelForCausalLM.from_pretrained(tiny_llama_dir if kind == "llama" else tiny_gpt2_dir)
+    shapes = [(7, 5), (5, 6), (23, 9), (12, 3), (40, 12), (150, 4)]  # (prompt tokens, new tokens)
+    prompts, requests = _greedy_requests(shapes, seed=3)
+    engine = Engine(model.eval(), max_batch=4, max_queue=8, max_len=200, compile=True, prefill_chunk=64)
+    try:
+        log = _run(engine, requests[:1])  # alone
+        log.update({i + 1: got for i, got in _run(engine, requests[1:]).items()})  # 4 together, the long one waits
+    finally:
+        engine.shutdown()
+    assert engine._exported is not None and engine._compiled_step is None
+    _expect_generate(model, prompts, shapes, log)
+
+
+def test_the_exported_step_is_compiled_once_per_shape_and_reads_the_models_own_weights(llama):
+    first = ExportedStep(llama)
+    again = ExportedStep(llama)
+    assert again.folder == first.folder and again.build_seconds is None  # found compiled: no child this time
+    other = copy.deepcopy(llama)
+    other.config.rms_norm_eps *= 2  # another configuration, another library
+    assert step_key(other) != step_key(llama)
+    prompt = torch.tensor([[5, 6, 7, 8]])
+    pairs = again.buffers(1, 4)
+
+    def logits():
+        keys, values = zip(*(tuple(t.zero_() for t in pair) for pair in pairs))
+        with torch.inference_mode():
+            return again(prompt, torch.tensor([0]), torch.tensor([3]), 4, keys, values)[0]
+    before = logits()
+    with torch.no_grad():
+        expected = llama(input_ids=prompt).logits[0, -1]
+        assert before == pytest.approx(expected, abs=1e-4)
+        head = llama.get_output_embeddings().weight
+        head.mul_(2)  # in place: the library's constant is this very tensor
+        try:
+            assert logits() == pytest.approx(2 * before, abs=1e-4)
+        finally:
+            head.div_(2)
 
 
 def test_compiling_is_refused_where_it_cannot_apply(llama):
@@ -85,11 +110,10 @@ def test_compiling_is_refused_where_it_cannot_apply(llama):
         Engine(unsupported, compile=True)
 
 
-def test_a_compiling_server_compiles_before_it_takes_requests(tiny_llama_dir):
-    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+def test_a_compiling_server_is_compiled_before_it_takes_requests(tiny_llama_dir):
     state = build_state(load(str(tiny_llama_dir)), max_batch=2, max_len=64, compile=True)
     try:
-        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs + 1
+        assert (state.engine._exported.folder / "step.so").is_file()
         assert state.engine.metrics is state.metrics and state.metrics.completion_tokens == 0  # warm-up not counted
     finally:
         state.engine.shutdown()
@@ -114,3 +138,12 @@ def test_fixed_shape_steps_decode_every_batch_like_generate(llama, monkeypatch):
     for i, (prompt, (_, new)) in enumerate(zip(prompts, shapes)):
         expected = llama.generate(torch.tensor([prompt]), max_new_tokens=new, min_new_tokens=new, do_sample=False)
         assert [token for token, _ in log[i]] == expected[0, len(prompt):].tolist(), i
+
+
+def test_a_failed_compilation_names_the_error_and_leaves_no_step_behind(llama, monkeypatch, tmp_path):
+    monkeypatch.setenv("LEANFORMERS_CACHE", str(tmp_path))
+    failed = subprocess.CompletedProcess(args=[], returncode=1, stdout="", stderr="error: no C++ compiler found")
+    monkeypatch.setattr(exported_step.subprocess, "run", lambda *args, **kwargs: failed)
+    with pytest.raises(RuntimeError, match="(?s)compiling the serving step failed.*no C\\+\\+ compiler.*without --compile"):
+        ExportedStep(llama)
+    assert list((tmp_path / "serve-steps").iterdir()) == []  # nothing a later server would take for a compiled step

@@ -28,7 +28,6 @@ from typing import Any, Callable
 
 import torch
 
-from .. import products
 from ..allocator import give_back_freed_memory
 from ..cache import SlotCache, StaticCache
 from ..outputs import CausalLMOutputWithPast
@@ -64,17 +63,8 @@ def inductor_settings(config: CompileConfig, device: torch.device) -> dict:
     """The inductor settings a decoding step of a model on `device` compiles under."""
     options = dict(config.options or {})
     if config.backend == "inductor" and device.type == "cpu":
-        return {**CPU_INDUCTOR_SETTINGS, **_symbolic_size_settings(config), **options}
+        return {**CPU_INDUCTOR_SETTINGS, **options}
     return options
-
-
-def _symbolic_size_settings(config: CompileConfig) -> dict:
-    """On Intel processors a step of symbolic batch size (`dynamic=True`, the server's) keeps its frozen weights in
-    oneDNN's or MKL's packed kernels, not inductor's GEMM template, which ran it slower there (serve's step, engine
-    alone, 3 waves of 32 requests, SmolLM2-135M: 213-218 tokens/s with the template, 287-303 without, 252-262
-    eager). On the AMD machine measured only the template was tried (219-232 against 168-182 eager). Steps of fixed
-    size keep it: on Intel even or better (GPT-2-small batch 1 and 8, SmolLM2-135M batch 8)."""
-    return {"max_autotune": False} if config.dynamic and products.INTEL else {}
 
 
 def _step(model, input_ids, position_ids, slot, mask, keys, values):

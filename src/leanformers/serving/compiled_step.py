@@ -1,21 +1,12 @@
-"""The server's decoding step through torch.compile (`leanformers serve --compile`, `Engine(compile=True)`).
+"""The server's decoding step through torch.compile on CUDA (`leanformers serve --compile --device cuda`), replayed
+as CUDA graphs (torch.compile's "reduce-overhead" mode). On CPU `--compile` runs serving/exported_step.py instead.
 
-On CPU one graph serves every step: the batch size and the key length are dynamic, and the weights are frozen into
-it for packed GEMM kernels (inductor's own; on Intel processors, for a step of symbolic size, oneDNN's or MKL's:
-generation/compiled.py), as in generate()'s compiled steps. Measured on 2 AMD cores, SmolLM2-135M, requests of 30-60
-prompt tokens decoding 64 tokens each, all at once: 8 requests 77 -> 118 tokens/s, 32 requests 128 -> 163 (the
-prompts are prefilled eagerly). Its grouped attention is two batched products (layers.StepAttentionProducts), as in
-eager steps: engine alone, 3 waves of 32 requests, 219 -> 232 tokens/s. The price: the compilation, before the
-server takes requests (minutes on a small CPU), and the frozen weights, a second copy of the model's. A single
-running request is decoded beside a dummy row in a free slot: torch.compile treats a size of 1 as a constant, so one
-row would compile a second graph with a third copy of the weights.
-
-On CUDA the step is replayed as a CUDA graph (torch.compile's "reduce-overhead" mode), which needs fixed shapes:
-the batch is padded with dummy rows in free slots to a power of two (at most the number of slots), every step
-attends over the slots' whole length (the mask hides what a row has not written), and the weights stay the
-model's own (nothing is frozen off CPU). Each padded batch size is compiled and recorded at the first step, so that
-no batch stalls mid-serving while its shape compiles; the key/value buffers are marked as static addresses, so a
-replay reads and writes them in place instead of copying them into the graph's own inputs.
+A CUDA graph needs fixed shapes: the batch is padded with dummy rows in free slots to a power of two (at most the
+number of slots), every step attends over the slots' whole length (the mask hides what a row has not written), and
+the weights stay the model's own. Each padded batch size is compiled and recorded at the first step, so that no
+batch stalls mid-serving while its shape compiles; the key/value buffers are marked as static addresses, so a
+replay reads and writes them in place instead of copying them into the graph's own inputs. Prompts are prefilled
+eagerly.
 """
 
 from __future__ import annotations
@@ -32,13 +23,13 @@ def _step(model, tokens, lengths, key_len: int, slots: KVSlots):
     """The last-position logits of one decoding step over slots 0..batch-1 (what Engine's eager step computes)."""
     mask = (torch.arange(key_len, device=tokens.device)[None] <= lengths[:, None])[:, None, None, :]
     out = model(input_ids=tokens, attention_mask=mask, position_ids=lengths[:, None], use_cache=True,
-                return_dict=True, past_key_values=StepCache(slots, lengths, key_len))
+                return_dict=True, past_key_values=StepCache(slots.keys, slots.values, lengths[:, None], key_len))
     return out.logits[:, -1]
 
 
 def fixed_shapes(device: torch.device) -> bool:
-    """Whether the step on `device` compiles one graph per padded batch size (for CUDA graphs) or one of dynamic
-    shapes."""
+    """Whether `--compile` on `device` compiles the fixed-shape steps of this module (CUDA) rather than the exported
+    step (CPU)."""
     return device.type == "cuda"
 
 
@@ -53,35 +44,30 @@ class CompiledStep:
 
         self.model, self.slots = model, slots
         device = next(model.parameters()).device
-        self.fixed = fixed_shapes(device)
-        self.cuda_graphs = device.type == "cuda"
-        config = CompileConfig(dynamic=not self.fixed, mode="reduce-overhead" if self.cuda_graphs else None)
+        self.cuda_graphs = device.type == "cuda"  # elsewhere (tests) the same fixed-shape graphs, without them
+        config = CompileConfig(dynamic=False, mode="reduce-overhead" if self.cuda_graphs else None)
         self.settings = inductor_config.patch(inductor_settings(config, device))
-        self.compiled = torch.compile(_step, dynamic=config.dynamic, mode=config.mode)
+        self.compiled = torch.compile(_step, dynamic=False, mode=config.mode)
         self.compiled_once = False
 
     def padded_rows(self, rows: int) -> int:
         """The batch size the step runs `rows` running requests at."""
-        if self.fixed:
-            return min(1 << (rows - 1).bit_length(), self.slots.slots)
-        return 2 if rows == 1 and self.slots.slots > 1 else rows  # a dummy row in the free slot 1
+        return min(1 << (rows - 1).bit_length(), self.slots.slots)
 
     def __call__(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         first = not self.compiled_once
-        if first and self.fixed:
+        if first:
             self._compile_every_size(tokens, lengths)
-        logits = self._run(tokens, lengths, self.padded_rows(tokens.shape[0]))
-        if first:  # the compiler's working memory is free now
-            give_back_freed_memory()
+            give_back_freed_memory()  # the compiler's working memory is free now
             self.compiled_once = True
-        return logits
+        return self._run(tokens, lengths, self.padded_rows(tokens.shape[0]))
 
     def _run(self, tokens: torch.Tensor, lengths: torch.Tensor, size: int) -> torch.Tensor:
         rows = tokens.shape[0]
         if size > rows:  # dummy rows in the free slots after the running ones, at their position 0
             tokens = torch.cat((tokens, tokens[:1].expand(size - rows, 1)))
             lengths = torch.cat((lengths, lengths.new_zeros(size - rows)))
-        key_len = self.slots.max_len if self.fixed else int(lengths.max()) + 1
+        key_len = self.slots.max_len
         if self.cuda_graphs:  # the previous replay's outputs have been read: its memory may be reused
             torch.compiler.cudagraph_mark_step_begin()
         with self.settings, StepAttentionProducts():

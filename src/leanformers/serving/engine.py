@@ -17,7 +17,8 @@ a single token, so a chunk's attention makes the same calls as the prompt's pref
 step uses the fastest kernels for its shapes: a request alone whose prompt fits in one chunk gets generate()'s own
 tokens; a longer prompt, or one in a batch, may take another token where two logits are within rounding.
 
-With `compile=True` every decoding step is one call of serving/compiled_step.py's compiled graph (prefill stays eager).
+With `compile=True` on CPU every forward pass, prompt or decoding step, is one call of serving/exported_step.py's
+compiled library; on CUDA every decoding step replays serving/compiled_step.py's CUDA graphs (prompts run eagerly).
 With `prefix_cache=TOKENS` an admitted prompt starts from the kept keys and values of its longest kept prefix
 (serving/prefixes.py) and prefills only the rest; several such prompts still share one padded pass.
 """
@@ -34,7 +35,9 @@ import torch
 
 from ..cache import DynamicCache
 from ..generation.batch_invariant import QUERY_BLOCK, batch_invariant
+from . import compiled_step
 from .compiled_step import CompiledStep
+from .exported_step import ExportedStep
 from .metrics import Metrics
 from .prefixes import PREFIX_BLOCK, PrefixCache
 from .slots import KVSlots
@@ -112,7 +115,9 @@ class Engine:
         self.metrics = metrics or Metrics()
         self.slots = KVSlots(max_batch, max_len)
         self.prefixes = PrefixCache(prefix_cache) if prefix_cache > 0 else None
-        self._compiled_step = CompiledStep(model, self.slots) if compile else None
+        fixed = compiled_step.fixed_shapes(next(model.parameters()).device)
+        self._exported = ExportedStep(model) if compile and not fixed else None
+        self._compiled_step = CompiledStep(model, self.slots) if compile and fixed else None
         self.waiting: collections.deque[GenerationRequest] = collections.deque()
         self.prefilling: list[GenerationRequest] = []   # admitted (a slot is kept for each), prompt not done
         self.running: list[GenerationRequest] = []
@@ -271,20 +276,46 @@ class Engine:
         started = time.monotonic()
         begin = request.prefilled
         ids = torch.tensor([request.prompt_ids[begin:begin + take]], dtype=torch.long, device=self._device)
-        if request.prefill_cache is None:
-            request.prefill_cache = DynamicCache(_padded_prefixes([request], request.reused))
-        with self._context():
-            out = self.model(input_ids=ids, return_dict=True, **self._prefill_kwargs(request.prefill_cache))
+        if self._exported is not None:
+            logits = self._exported_chunk(request, ids)
+        else:
+            if request.prefill_cache is None:
+                request.prefill_cache = DynamicCache(_padded_prefixes([request], request.reused))
+            with self._context():
+                out = self.model(input_ids=ids, return_dict=True, **self._prefill_kwargs(request.prefill_cache))
+            logits = out.logits[0, -1]
         request.prefilled += take
         self.metrics.observe("prefill_seconds", time.monotonic() - started)
         if request.prefilled == len(request.prompt_ids):
-            self._join(request, request.prefill_cache, 0, 0, out.logits[0, -1])
+            self._join(request, request.prefill_cache, 0, 0, logits)
+
+    def _exported_chunk(self, request: GenerationRequest, ids: torch.Tensor) -> torch.Tensor:
+        """The exported step over the next chunk of one prompt, into key/value buffers as long as the prompt (its
+        reused prefix copied in first); the logits of the chunk's last token."""
+        if request.prefill_cache is None:
+            request.prefill_cache = self._exported_buffers([request], len(request.prompt_ids), request.reused)
+        begin, take = request.prefilled, ids.shape[1]
+        keys, values = zip(*request.prefill_cache)
+        return self._exported(ids, torch.tensor([begin]), torch.tensor([take - 1]), begin + take, keys, values)[0]
+
+    def _exported_buffers(self, requests: list, length: int, reused: int) -> list:
+        """Zeroed (keys, values) per layer for `requests` (a row each) of `length` positions, every row's reused
+        prefix at its start."""
+        pairs = self._exported.buffers(len(requests), length)
+        for (keys, values), (prefix_keys, prefix_values) in zip(pairs, _padded_prefixes(requests, reused)):
+            keys[:, :, :reused] = prefix_keys
+            values[:, :, :reused] = prefix_values
+        return pairs
 
     @torch.inference_mode()
     def _prefill_together(self, requests: list):
         """Prefill the rest of several prompts in one forward pass; each then joins the batch. The rows' reused
         prefixes (none: 0 tokens) come first, padded to the longest; the new tokens are left-padded to the longest."""
         started = time.monotonic()
+        if self._exported is not None:
+            self._exported_together(requests)
+            self.metrics.observe("prefill_seconds", time.monotonic() - started)
+            return
         reused = max(request.reused for request in requests)
         longest = max(len(request.prompt_ids) - request.reused for request in requests)
         ids = torch.zeros(len(requests), longest, dtype=torch.long)
@@ -302,6 +333,25 @@ class Engine:
             request.prefilled = len(request.prompt_ids)
             start = reused + longest - (request.prefilled - request.reused)
             self._join(request, cache, row, start, out.logits[row, -1], head=request.reused)
+
+    def _exported_together(self, requests: list):
+        """`_prefill_together` through the exported step: each row's new tokens right after its own reused prefix,
+        padded at the end (a prompt's tokens never attend to the padding after them, and only the prompt's own
+        positions are stored into its slot)."""
+        reused = max(request.reused for request in requests)
+        news = [request.prompt_ids[request.reused:] for request in requests]
+        longest = max(len(new) for new in news)
+        ids = torch.zeros(len(requests), longest, dtype=torch.long)
+        for row, new in enumerate(news):
+            ids[row, :len(new)] = torch.tensor(new)
+        pairs = self._exported_buffers(requests, reused + longest, reused)
+        keys, values = zip(*pairs)
+        logits = self._exported(ids, torch.tensor([r.reused for r in requests]),
+                                torch.tensor([len(new) - 1 for new in news]), reused + longest, keys, values)
+        for row, request in enumerate(requests):
+            request.prefilled = len(request.prompt_ids)
+            mine = [(k[:, :, :request.prefilled], v[:, :, :request.prefilled]) for k, v in pairs]
+            self._join(request, mine, row, 0, logits[row])
 
     def _prefill_kwargs(self, cache) -> dict:
         kwargs = {self._cache_kw: cache, "use_cache": True}
@@ -332,7 +382,10 @@ class Engine:
         lengths = torch.tensor([r.length for r in rows], dtype=torch.long)
         tokens = torch.tensor([[r.generated[-1]] for r in rows], dtype=torch.long, device=self._device)
         self.metrics.observe("batch_size", len(rows))
-        if self._compiled_step is not None:
+        if self._exported is not None:
+            logits = self._exported(tokens, lengths, torch.zeros_like(lengths), int(lengths.max()) + 1,
+                                    self.slots.keys, self.slots.values).float()
+        elif self._compiled_step is not None:
             logits = self._compiled_step(tokens, lengths).float().cpu()
         else:
             logits = self._eager_step(tokens, lengths)

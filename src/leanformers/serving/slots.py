@@ -57,7 +57,7 @@ class KVSlots:
 
     def step_cache(self, lengths: torch.Tensor) -> StepCache:
         """The cache a decoding step of rows 0..len(lengths)-1 hands the model."""
-        return StepCache(self, lengths)
+        return StepCache(self.keys, self.values, lengths[:, None])
 
 
 def _zeros_on_demand(like: torch.Tensor, shape: tuple) -> torch.Tensor:
@@ -71,28 +71,29 @@ def _zeros_on_demand(like: torch.Tensor, shape: tuple) -> torch.Tensor:
 
 
 class StepCache(Cache):
-    """One decoding step over slots 0..batch-1, each at its own length: the new key of row `b` is written at
-    position `lengths[b]`, and attention sees positions 0..max(lengths) of each row (the model's attention mask
-    hides the positions past a row's own length)."""
+    """New tokens of rows 0..batch-1, `positions[b]` (batch, new tokens) giving where row `b`'s are written, in
+    per-layer (slots, kv_heads, length, head_dim) key and value buffers (slot `b` is row `b`'s); attention sees
+    positions 0..key_len-1 of each row (the model's attention mask hides those past a row's own positions). A
+    decoding step writes one token per row, at each row's own length."""
 
-    def __init__(self, slots: KVSlots, lengths: torch.Tensor, key_len: int | None = None):
+    def __init__(self, keys: list, values: list, positions: torch.Tensor, key_len: int | None = None):
         super().__init__()
-        self.store, self.lengths = slots, lengths
-        self.rows = torch.arange(lengths.shape[0], device=lengths.device)
-        self.key_len = int(lengths.max()) + 1 if key_len is None else key_len  # given: no read of the lengths
+        self.keys, self.values, self.positions = keys, values, positions
+        self.rows = torch.arange(positions.shape[0], device=positions.device)[:, None]
+        self.key_len = int(positions.max()) + 1 if key_len is None else key_len  # given: no read of the positions
 
     def update(self, key_states, value_states, layer_idx: int, cache_kwargs=None, **_ignored):
         batch = key_states.shape[0]
-        keys, values = self.store.keys[layer_idx], self.store.values[layer_idx]
-        keys[self.rows, :, self.lengths] = key_states[:, :, 0]        # (batch, kv_heads, head_dim) at each length
-        values[self.rows, :, self.lengths] = value_states[:, :, 0]
+        keys, values = self.keys[layer_idx], self.values[layer_idx]
+        keys[self.rows, :, self.positions] = key_states.transpose(1, 2)  # (batch, new, kv_heads, head_dim)
+        values[self.rows, :, self.positions] = value_states.transpose(1, 2)
         return keys[:batch, :, :self.key_len], values[:batch, :, :self.key_len]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
-        return self.key_len - 1
+        return self.key_len - self.positions.shape[1]
 
     def __len__(self) -> int:
-        return len(self.store.keys)
+        return len(self.keys)
 
     @property
     def is_initialized(self) -> bool:
@@ -100,4 +101,4 @@ class StepCache(Cache):
 
     @property
     def batch_size(self) -> int:
-        return int(self.lengths.shape[0])
+        return int(self.positions.shape[0])
