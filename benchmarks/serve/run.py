@@ -29,7 +29,8 @@ latency, p50/p95 time to first token, completed, cut and failed requests, and th
 
 The client side is the standard library only, loopback only. `transformers serve` needs FastAPI, OpenAI, pydantic
 and uvicorn (all in the `test` extra). `--servers` also takes `transformers-default` (no continuous batching).
-`--compile` serves with `leanformers serve --compile` (one compiled decoding step; its start takes minutes);
+`--compile` serves with `leanformers serve --compile` (one library compiled ahead of time runs every forward pass;
+the first start of a model shape compiles it, a minute or two);
 `--prefix-cache TOKENS` with `leanformers serve --prefix-cache TOKENS` (`transformers serve` shares the cache blocks
 of common prompt prefixes by default).
 """

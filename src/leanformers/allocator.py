@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import mmap
 import os
 import platform
 
@@ -54,3 +55,30 @@ def _glibc():
         return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
     except OSError:  # no loadable C library: nothing to tune
         return None
+
+
+_MADV_DONTNEED = 4  # Linux's madvise() advice number
+
+
+def drop_file_pages(tensor) -> bool:
+    """Give back the resident pages of a tensor that lies in a memory-mapped file (a safetensors weight read
+    without a copy): the system re-reads them from the file if they are ever touched again. Anonymous memory is left
+    alone (dropping it would zero it). True when pages were dropped."""
+    start = tensor.data_ptr()
+    end = start + tensor.numel() * tensor.element_size()
+    libc = _glibc()
+    if libc is None or not _in_mapped_file(start, end):
+        return False
+    page = mmap.PAGESIZE
+    first, last = -(-start // page) * page, end // page * page  # whole pages only: neighbours keep theirs
+    return last > first and libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), _MADV_DONTNEED) == 0
+
+
+def _in_mapped_file(start: int, end: int) -> bool:
+    with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+        for line in maps:
+            fields = line.split()
+            low, high = (int(bound, 16) for bound in fields[0].split("-"))
+            if low <= start and end <= high:
+                return len(fields) >= 6 and fields[4] != "0"  # an inode: a file's pages
+    return False

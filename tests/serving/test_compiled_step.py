@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import leanformers
-from leanformers.serving import build_state, compiled_step, exported_step, load
+from leanformers.serving import build_state, compiled_step, exported_build, load
 from leanformers.serving.engine import Engine, GenerationRequest
 from leanformers.serving.exported_step import ExportedStep, step_key
 
@@ -58,21 +58,33 @@ def _expect_generate(model, prompts, shapes, log):
         assert log[i][-1][1] == pytest.approx(last, abs=1e-4), i
 
 
-@pytest.mark.parametrize("kind", ["llama", "gpt2"])
-def test_the_exported_step_serves_every_request_like_generate(kind, tiny_llama_dir, tiny_gpt2_dir):
-    """One compiled library runs prompts alone, prompts together (of different lengths, padded), a prompt longer
-    than a chunk (three chunks) and decoding steps of a batch that grows and shrinks."""
+@pytest.mark.parametrize("kind,prefix_cache", [("llama", 0), ("gpt2", 0), ("llama", 256)])
+def test_the_exported_step_serves_every_request_like_generate(kind, prefix_cache, tiny_llama_dir, tiny_gpt2_dir):
+    """One compiled library runs prompts alone, prompts together (of different lengths, padded, written straight
+    into their slots; with a prefix cache, after different reused prefixes), a prompt longer than a chunk (three
+    chunks) and decoding steps of a batch that grows and shrinks."""
     model = leanformers.AutoModelForCausalLM.from_pretrained(tiny_llama_dir if kind == "llama" else tiny_gpt2_dir)
-    shapes = [(7, 5), (5, 6), (23, 9), (12, 3), (40, 12), (150, 4)]  # (prompt tokens, new tokens)
+    shapes = [(27, 5), (5, 6), (23, 9), (30, 3), (40, 12), (150, 4)]  # (prompt tokens, new tokens)
     prompts, requests = _greedy_requests(shapes, seed=3)
-    engine = Engine(model.eval(), max_batch=4, max_queue=8, max_len=200, compile=True, prefill_chunk=64)
+    for prompt in prompts[2:5]:  # the first prompt's first 17 tokens begin three of the later ones
+        prompt[:17] = prompts[0][:17]
+    engine = Engine(model.eval(), max_batch=4, max_queue=8, max_len=200, compile=True, prefill_chunk=64,
+                    prefix_cache=prefix_cache)
     try:
         log = _run(engine, requests[:1])  # alone
         log.update({i + 1: got for i, got in _run(engine, requests[1:]).items()})  # 4 together, the long one waits
     finally:
         engine.shutdown()
     assert engine._exported is not None and engine._compiled_step is None
+    assert engine.metrics.reused_prompt_tokens == (3 * 16 if prefix_cache else 0)  # two blocks of 8 each
     _expect_generate(model, prompts, shapes, log)
+
+
+def _step_logits(step, prompt):
+    pairs = step.buffers(1, prompt.shape[1])
+    keys, values = zip(*pairs)
+    with torch.inference_mode():
+        return step(prompt, torch.tensor([0]), torch.tensor([prompt.shape[1] - 1]), prompt.shape[1], keys, values)[0]
 
 
 def test_the_exported_step_is_compiled_once_per_shape_and_reads_the_models_own_weights(llama):
@@ -82,23 +94,28 @@ def test_the_exported_step_is_compiled_once_per_shape_and_reads_the_models_own_w
     other = copy.deepcopy(llama)
     other.config.rms_norm_eps *= 2  # another configuration, another library
     assert step_key(other) != step_key(llama)
+    assert again.packed  # the weights' products run on oneDNN, each weight packed for it at load
     prompt = torch.tensor([[5, 6, 7, 8]])
-    pairs = again.buffers(1, 4)
-
-    def logits():
-        keys, values = zip(*(tuple(t.zero_() for t in pair) for pair in pairs))
-        with torch.inference_mode():
-            return again(prompt, torch.tensor([0]), torch.tensor([3]), 4, keys, values)[0]
-    before = logits()
+    before = _step_logits(again, prompt)
     with torch.no_grad():
-        expected = llama(input_ids=prompt).logits[0, -1]
-        assert before == pytest.approx(expected, abs=1e-4)
-        head = llama.get_output_embeddings().weight
-        head.mul_(2)  # in place: the library's constant is this very tensor
+        assert before == pytest.approx(llama(input_ids=prompt).logits[0, -1], abs=1e-4)
+        norm = llama.base_model.norm.weight
+        norm.mul_(2)  # in place: the library reads this very tensor (the final norm's scale doubles the logits)
         try:
-            assert logits() == pytest.approx(2 * before, abs=1e-4)
+            assert _step_logits(again, prompt) == pytest.approx(2 * before, abs=1e-4)
         finally:
-            head.div_(2)
+            norm.div_(2)
+
+
+def test_a_server_model_gives_up_each_weight_once_packed(llama):
+    served = copy.deepcopy(llama)
+    step = ExportedStep(served, release_weights=True)
+    linear = served.base_model.layers[0].mlp.down_proj.weight
+    assert linear.numel() == 0  # held once, packed, by the library
+    assert served.base_model.norm.weight.numel() > 0  # read as it is: kept
+    prompt = torch.tensor([[9, 4, 7, 1, 3]])
+    with torch.no_grad():
+        assert _step_logits(step, prompt) == pytest.approx(llama(input_ids=prompt).logits[0, -1], abs=1e-4)
 
 
 def test_compiling_is_refused_where_it_cannot_apply(llama):
@@ -143,7 +160,7 @@ def test_fixed_shape_steps_decode_every_batch_like_generate(llama, monkeypatch):
 def test_a_failed_compilation_names_the_error_and_leaves_no_step_behind(llama, monkeypatch, tmp_path):
     monkeypatch.setenv("LEANFORMERS_CACHE", str(tmp_path))
     failed = subprocess.CompletedProcess(args=[], returncode=1, stdout="", stderr="error: no C++ compiler found")
-    monkeypatch.setattr(exported_step.subprocess, "run", lambda *args, **kwargs: failed)
+    monkeypatch.setattr(exported_build.subprocess, "run", lambda *args, **kwargs: failed)
     with pytest.raises(RuntimeError, match="(?s)compiling the serving step failed.*no C\\+\\+ compiler.*without --compile"):
         ExportedStep(llama)
     assert list((tmp_path / "serve-steps").iterdir()) == []  # nothing a later server would take for a compiled step

@@ -40,7 +40,8 @@ def build_state(served, max_batch: int = 8, max_queue: int = 64, max_len: int | 
     if served.generative:
         limit = min(max_len or DEFAULT_MAX_LEN, served.max_context)
         engine = Engine(served.model, max_batch=max_batch, max_queue=max_queue, max_len=limit, invariant=invariant,
-                        metrics=Metrics(), prefill_chunk=prefill_chunk, compile=compile, prefix_cache=prefix_cache)
+                        metrics=Metrics(), prefill_chunk=prefill_chunk, compile=compile, prefix_cache=prefix_cache,
+                        release_weights=compile)  # the server's own model: only the compiled step runs it
         if compile:
             engine.warm_up()
         engine.metrics = metrics  # counts from here: the warm-up request is not one of the server's

@@ -18,7 +18,8 @@ step uses the fastest kernels for its shapes: a request alone whose prompt fits 
 tokens; a longer prompt, or one in a batch, may take another token where two logits are within rounding.
 
 With `compile=True` on CPU every forward pass, prompt or decoding step, is one call of serving/exported_step.py's
-compiled library; on CUDA every decoding step replays serving/compiled_step.py's CUDA graphs (prompts run eagerly).
+compiled library (with `release_weights`, for a server's own model, the model gives up each weight the library holds
+packed); on CUDA every decoding step replays serving/compiled_step.py's CUDA graphs (prompts run eagerly).
 With `prefix_cache=TOKENS` an admitted prompt starts from the kept keys and values of its longest kept prefix
 (serving/prefixes.py) and prefills only the rest; several such prompts still share one padded pass.
 """
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..allocator import give_back_freed_memory
 from ..cache import DynamicCache
 from ..generation.batch_invariant import QUERY_BLOCK, batch_invariant
 from . import compiled_step
@@ -100,7 +102,7 @@ class Engine:
 
     def __init__(self, model, max_batch: int = 8, max_queue: int = 64, max_len: int = 2048,
                  invariant: bool = False, metrics: Metrics | None = None, prefill_chunk: int = DEFAULT_CHUNK,
-                 compile: bool = False, prefix_cache: int = 0):
+                 compile: bool = False, prefix_cache: int = 0, release_weights: bool = False):
         if prefill_chunk < QUERY_BLOCK or prefill_chunk % QUERY_BLOCK:
             raise ValueError(f"prefill_chunk={prefill_chunk} must be a positive multiple of {QUERY_BLOCK} tokens "
                              f"(e.g. {DEFAULT_CHUNK}).")
@@ -116,7 +118,7 @@ class Engine:
         self.slots = KVSlots(max_batch, max_len)
         self.prefixes = PrefixCache(prefix_cache) if prefix_cache > 0 else None
         fixed = compiled_step.fixed_shapes(next(model.parameters()).device)
-        self._exported = ExportedStep(model) if compile and not fixed else None
+        self._exported = ExportedStep(model, release_weights=release_weights) if compile and not fixed else None
         self._compiled_step = CompiledStep(model, self.slots) if compile and fixed else None
         self.waiting: collections.deque[GenerationRequest] = collections.deque()
         self.prefilling: list[GenerationRequest] = []   # admitted (a slot is kept for each), prompt not done
@@ -211,7 +213,8 @@ class Engine:
         plan = self._plan_prefill()
         together = [request for request, take in plan if not self.invariant and not request.cancelled
                     and request.prefilled == request.reused  # nothing run yet, the rest of the prompt now
-                    and 0 < take == len(request.prompt_ids) - request.reused <= self.prefill_chunk]
+                    and 0 < take == len(request.prompt_ids) - request.reused <= self.prefill_chunk
+                    and (self._exported is None or request.reused + self.prefill_chunk <= self.max_len)]
         if len(together) < 2:
             together = []
         for request, take in plan:
@@ -219,6 +222,7 @@ class Engine:
                 self._guarded_prefill([request], self._prefill_chunk, request, take)
         if together:
             self._guarded_prefill(together, self._prefill_together, together)
+            give_back_freed_memory()  # the prompts' caches, now in their slots: a burst's peak does not stay resident
 
     def _plan_prefill(self) -> list:
         """(request, prompt tokens to prefill now) pairs within the iteration's budget, admitting waiting requests.
@@ -335,23 +339,28 @@ class Engine:
             self._join(request, cache, row, start, out.logits[row, -1], head=request.reused)
 
     def _exported_together(self, requests: list):
-        """`_prefill_together` through the exported step: each row's new tokens right after its own reused prefix,
-        padded at the end (a prompt's tokens never attend to the padding after them, and only the prompt's own
-        positions are stored into its slot)."""
-        reused = max(request.reused for request in requests)
+        """`_prefill_together` through the exported step, written straight into the slots the prompts join (the free
+        ones after the running requests, in order): each row's new tokens right after its own reused prefix, padded
+        at the end (a prompt's tokens never attend to the padding after them, which a decoding step overwrites
+        before it is ever read). `_prefill_budget` groups only prompts whose padded rows fit in a slot."""
         news = [request.prompt_ids[request.reused:] for request in requests]
-        longest = max(len(new) for new in news)
+        longest, first = max(len(new) for new in news), len(self.running)
+        self.slots.allocate_like(self._exported.buffers(1, 1))
         ids = torch.zeros(len(requests), longest, dtype=torch.long)
-        for row, new in enumerate(news):
+        for row, (request, new) in enumerate(zip(requests, news)):
             ids[row, :len(new)] = torch.tensor(new)
-        pairs = self._exported_buffers(requests, reused + longest, reused)
-        keys, values = zip(*pairs)
+            self.slots.write_blocks(first + row, request.reused_blocks, PREFIX_BLOCK)
+            request.reused_blocks = []
+        keys, values = ([buffer[first:first + len(requests)] for buffer in buffers]
+                        for buffers in (self.slots.keys, self.slots.values))
         logits = self._exported(ids, torch.tensor([r.reused for r in requests]),
-                                torch.tensor([len(new) - 1 for new in news]), reused + longest, keys, values)
+                                torch.tensor([len(new) - 1 for new in news]),
+                                max(r.reused for r in requests) + longest, keys, values)
         for row, request in enumerate(requests):
-            request.prefilled = len(request.prompt_ids)
-            mine = [(k[:, :, :request.prefilled], v[:, :, :request.prefilled]) for k, v in pairs]
-            self._join(request, mine, row, 0, logits[row])
+            request.prefilled = request.length = len(request.prompt_ids)
+            if first + row != len(self.running):  # a request that joined before it finished at once
+                self.slots.move(first + row, len(self.running), request.length)
+            self._start_decoding(request, logits[row])
 
     def _prefill_kwargs(self, cache) -> dict:
         kwargs = {self._cache_kw: cache, "use_cache": True}
@@ -363,9 +372,14 @@ class Engine:
         """Move a prefilled prompt's keys and values (`row` of `cache`: its first `head` positions, then those from
         `start` on) into a free slot and let the request join the decoding batch with its first token chosen from
         `logits`."""
+        request.length = self.slots.store(len(self.running), cache, row, start, head)
+        self._start_decoding(request, logits)
+
+    def _start_decoding(self, request: GenerationRequest, logits: torch.Tensor):
+        """Let a prefilled request, whose keys and values are in slot len(running), join the decoding batch with its
+        first token chosen from `logits`."""
         self.prefilling.remove(request)
         request.slot = len(self.running)
-        request.length = self.slots.store(request.slot, cache, row, start, head)
         if self.prefixes is not None:
             self.prefixes.insert(request.prompt_ids, self.slots, request.slot)
         request.prefill_cache = None

@@ -35,11 +35,23 @@ class KVSlots:
             for buffers, like in zip((self.keys, self.values), layer):  # (slots, heads, max_len, head_dim) each
                 buffers.append(_zeros_on_demand(like, (self.slots, like.shape[1], self.max_len, like.shape[3])))
 
+    def allocate_like(self, cache: Cache):
+        """Allocate the buffers, if not done yet, for layers shaped like `cache`'s."""
+        if not self.keys:
+            self._allocate(cache)
+
+    def write_blocks(self, slot: int, blocks: list, block: int):
+        """Write a prefix's kept blocks (each (layers, 2, kv_heads, `block` tokens, head_dim)) at the start of
+        `slot`."""
+        for index, kept in enumerate(blocks):
+            for layer, (keys, values) in enumerate(zip(self.keys, self.values)):
+                keys[slot, :, index * block:(index + 1) * block] = kept[layer, 0]
+                values[slot, :, index * block:(index + 1) * block] = kept[layer, 1]
+
     def store(self, slot: int, cache: Cache, row: int = 0, start: int = 0, head: int = 0) -> int:
         """Copy row `row` of a prefill cache into `slot`: its first `head` positions (a reused prefix), then those
         from position `start` on (after its padding); returns the number of tokens stored."""
-        if not self.keys:
-            self._allocate(cache)
+        self.allocate_like(cache)
         length = 0
         for layer, pair in enumerate(cache):
             length = head + pair[0].shape[2] - start

@@ -1,0 +1,226 @@
+"""Compiling serving/exported_step.py's library, in a child process (`python -m leanformers.serving.exported_build
+SPEC OUT`): the compiler's memory leaves with the child, and the server never imports it.
+
+The child builds the model from its configuration (random weights: the library reads the served model's own at
+load), traces ServingStep with every size symbolic, and compiles it twice if need be. First with frozen weights, so
+that inductor moves each weight product to oneDNN with the weight packed for it (PACK_ROWS rows hint the packing):
+the packed weights are opaque tensors inside the library, so the child works out which model weight each one packs
+(a probe product against every weight of its shape) and checks that a library given weights packed that way by the
+server computes what the compiled one does. The folder then holds the library and that recipe, not the weights.
+Where a constant cannot be traced back to a model weight, the library is compiled again without frozen weights, its
+constants the model's tensors as they are.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..allocator import drop_file_pages
+from .slots import StepCache
+
+PACK_ROWS = 8  # the row count oneDNN's packing of the weights is chosen for: a decoding step of 8 requests
+
+
+class ServingStep(nn.Module):
+    """`(tokens (rows, new), starts (rows,), lasts (rows,), key_range (keys,), *keys, *values) -> (rows, vocab)`.
+
+    Row `b`'s tokens go to positions starts[b].. of slot `b` in every layer's buffers (the first half of
+    `buffers` holds the layers' keys, the second their values); each new token attends to the positions up to its
+    own among the first `keys` of its slot (key_range's length; its values are not read); the logits are those of
+    the row's token `lasts[b]`."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.base, self.head = model.base_model, model.get_output_embeddings()
+
+    def forward(self, tokens, starts, lasts, key_range, *buffers):
+        rows, new = tokens.shape
+        key_len, layers = key_range.shape[0], len(buffers) // 2
+        torch._check(key_len <= buffers[0].shape[2])
+        torch._check(rows <= buffers[0].shape[0])
+        positions = starts[:, None] + torch.arange(new, device=tokens.device)
+        mask = (torch.arange(key_len, device=tokens.device)[None, None, :] <= positions[:, :, None])[:, None]
+        cache = StepCache(list(buffers[:layers]), list(buffers[layers:]), positions, key_len)
+        hidden = self.base(input_ids=tokens, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                           use_cache=True, return_dict=True).last_hidden_state
+        return self.head(hidden[torch.arange(rows, device=tokens.device), lasts])
+
+
+def build_in_child(model, folder: Path, timeout: float) -> float:
+    """Compile `model`'s step into `folder` in a child process; the seconds it took."""
+    import leanformers
+
+    started = time.monotonic()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent) as work:
+        spec_dir, built = Path(work) / "spec", Path(work) / "built"
+        model.config.save_pretrained(spec_dir)
+        (spec_dir / "spec.json").write_text(json.dumps({
+            "class": f"{type(model).__module__}:{type(model).__qualname__}", "dtype": str(model.dtype)[6:]}))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            filter(None, [str(Path(leanformers.__file__).parents[1]), os.environ.get("PYTHONPATH")])))
+        done = subprocess.run([sys.executable, "-m", __name__, str(spec_dir), str(built)], env=env, timeout=timeout,
+                              capture_output=True, text=True)
+        if done.returncode != 0 or not (built / "step.so").is_file():
+            raise RuntimeError(f"compiling the serving step failed (exit {done.returncode}):\n"
+                               f"{done.stderr[-3000:]}\nServe without --compile, or report this error.")
+        try:
+            os.replace(built, folder)
+        except OSError:  # another server published the same step meanwhile
+            if not (folder / "step.so").is_file():
+                raise
+    return time.monotonic() - started
+
+
+def build(spec_dir: Path, out: Path):
+    """The child's work: the model's shape from `spec_dir`, traced, compiled and written to `out`."""
+    from ..cache import DynamicCache
+
+    model = _model_of(spec_dir)
+    with torch.no_grad():  # the layers' key/value shapes, from a one-token forward
+        cache = model(input_ids=torch.zeros(1, 1, dtype=torch.long), use_cache=True,
+                      past_key_values=DynamicCache()).past_key_values
+    layers = [(keys.shape[1], keys.shape[3]) for keys, _ in cache]
+    step = ServingStep(model)
+    program, example = _export(step, layers, model.dtype)
+    out.mkdir(parents=True)
+    _compile(program, out, frozen=True)
+    packed = _packing_recipe(step, out, example)
+    (out / "constants").unlink()
+    if packed is None:
+        _compile(program, out, frozen=False)
+    (out / "spec.json").write_text(json.dumps({"layers": layers, "packed": packed, "pack_rows": PACK_ROWS}))
+
+
+def _model_of(spec_dir: Path):
+    from ..auto import AutoConfig
+
+    spec = json.loads((spec_dir / "spec.json").read_text(encoding="utf-8"))
+    module, name = spec["class"].split(":")
+    return getattr(importlib.import_module(module), name).from_config(
+        AutoConfig.from_pretrained(spec_dir), dtype=getattr(torch, spec["dtype"])).eval()
+
+
+def _export(step, layers: list, dtype):
+    """ServingStep traced with every size symbolic; an example of its inputs (PACK_ROWS new tokens in all)."""
+    from ..layers import StepAttentionProducts
+
+    buffers = [torch.zeros(2, heads, 8, dim, dtype=dtype) for heads, dim in layers] * 2
+    example = (torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12]]), torch.tensor([0, 2]), torch.tensor([3, 1]),
+               torch.empty(6), *(buffer.clone() for buffer in buffers))
+    rows, new, keys = (torch.export.Dim(n, min=1) for n in ("rows", "new", "keys"))
+    slots, length = torch.export.Dim("slots", min=1), torch.export.Dim("length", min=1)
+    shapes = ({0: rows, 1: new}, {0: rows}, {0: rows}, {0: keys}, tuple({0: slots, 2: length} for _ in buffers))
+    with torch.no_grad(), StepAttentionProducts():
+        return torch.export.export(step, example, dynamic_shapes=shapes), example
+
+
+def _compile(program, out: Path, frozen: bool):
+    """AOTInductor: `out`/step.so, and with frozen weights the constants it was compiled with (`out`/constants)."""
+    settings = {"freezing": frozen, "aot_inductor.package_constants_in_so": False}
+    if frozen:
+        settings["aot_inductor.package_constants_on_disk_format"] = "binary_blob"
+    with torch.no_grad():  # inductor freezes weights only where no gradient is recorded
+        package = torch._inductor.aoti_compile_and_package(program, package_path=str(out / "step.pt2"),
+                                                           inductor_configs=settings)
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(out / "package")
+    os.remove(package)
+    for suffix, name in ((".so", "step.so"), (".blob", "constants")):
+        found = glob.glob(str(out / "package" / "**" / f"*{suffix}"), recursive=True)
+        if found:
+            os.replace(found[0], out / name)
+    shutil.rmtree(out / "package")
+
+
+def _packing_recipe(step, out: Path, example) -> dict | None:
+    """{constant: (model weight, transposed)} for each packed weight of the frozen library in `out`, checked by
+    running the library with weights packed that way; None when some constant is not a model tensor."""
+    compiled = torch._C._aoti.AOTIModelContainerRunnerCpu(str(out / "step.so"), 1)
+    compiled.update_constant_buffer_from_blob(str(out / "constants"))
+    own = own_tensors(step)
+    recipe = {}
+    for name, constant in compiled.extract_constants_map(False).items():
+        if constant.layout == torch.strided:
+            if name not in own:
+                return None
+            continue
+        recipe[name] = _packed_source(constant, own)
+        if recipe[name] is None:
+            return None
+    rebuilt = torch._C._aoti.AOTIModelContainerRunnerCpu(str(out / "step.so"), 1)
+    rebuilt.update_constant_buffer(packed_constants(rebuilt, own, recipe, PACK_ROWS), False, True, True)
+    inputs = [tensor.clone() for tensor in example]
+    expected = compiled.run([tensor.clone() for tensor in example])[0]
+    return recipe if torch.allclose(rebuilt.run(inputs)[0], expected, atol=1e-5, rtol=1e-5) else None
+
+
+def _packed_source(constant, own: dict):
+    """(name, transposed) of the one model weight `constant` packs, found by a probe product; None if none does."""
+    probe = torch.randn(PACK_ROWS, constant.shape[1], dtype=constant.dtype)
+    product = torch.ops.mkldnn._linear_pointwise(probe, constant, None, "none", [], "")
+    found = {}
+    for name, tensor in own.items():
+        if tensor.dim() != 2:
+            continue
+        for transposed, weight in ((False, tensor), (True, tensor.t())):
+            if weight.shape == constant.shape and torch.allclose(probe @ weight.t(), product, atol=1e-4):
+                found.setdefault(id(tensor), (name, transposed))
+    return next(iter(found.values())) if len(found) == 1 else None
+
+
+def own_tensors(module) -> dict:
+    """Every parameter and buffer of `module` by name, tied ones under each of their names."""
+    return {**dict(module.named_parameters(remove_duplicate=False)),
+            **dict(module.named_buffers(remove_duplicate=False))}
+
+
+def packed_constants(runner, own: dict, recipe: dict, rows: int, release=None) -> dict:
+    """The library's constant names -> the model's tensors, or for a packed weight its oneDNN packing. With
+    `release` (the module `own` names come from), each packed weight the library reads nowhere else is taken from
+    the module once packed, its file pages given back: one weight at a time, so the two forms never add up."""
+    names = runner.get_constant_names_to_original_fqns()
+    missing = [fqn for fqn in names.values() if fqn not in recipe and fqn not in own]
+    if missing:
+        raise RuntimeError(f"the compiled serving step needs {missing[0]!r}, which the model does not have; delete "
+                           f"its folder in the cache to compile it again.")
+    read_as_is = {id(own[fqn]) for fqn in names.values() if fqn not in recipe}
+    constants = {}
+    for name, fqn in names.items():
+        if fqn not in recipe:
+            constants[name] = own[fqn].detach().contiguous()
+            continue
+        source, transposed = recipe[fqn]
+        weight = own[source].detach()
+        constants[name] = torch.ops.mkldnn._reorder_linear_weight(
+            (weight.t() if transposed else weight).contiguous(), rows)
+        if release is not None and id(own[source]) not in read_as_is:
+            _release(release, source)
+    return constants
+
+
+def _release(root, name: str):
+    """Replace the weight `name` of `root` by an empty one and give back the file pages it was read from."""
+    owner, _, attribute = name.rpartition(".")
+    module = root.get_submodule(owner)
+    weight = getattr(module, attribute)
+    if weight.numel():
+        drop_file_pages(weight)
+        setattr(module, attribute, torch.nn.Parameter(weight.new_empty(0), requires_grad=False))
+
+
+if __name__ == "__main__":
+    build(Path(sys.argv[1]), Path(sys.argv[2]))
