@@ -319,11 +319,12 @@ def grouped_attention(q, k, v, mask=None, is_causal: bool = False, scale: float 
 
 
 class StepAttentionProducts:
-    """While on, compiled graphs take the decoding step's grouped attention as two products as well (the server's
-    compiled step, serving/compiled_step.py: 25 -> 13 ms of a 32-row SmolLM2 step), and an exported graph takes
-    grouped attention of any number of new tokens that way (the server's CPU step, serving/exported_step.py, one
-    graph for prompts and decoding steps alike). Off elsewhere: compiled generate() over its static cache ran slower
-    with them (batch 8: 177 -> 157 tokens/s)."""
+    """While on, compiled graphs take the decoding step's grouped attention as two products as well (measured with
+    the server's former CPU step compiled in process: 25 -> 13 ms of a 32-row SmolLM2 step; on for the CUDA step,
+    serving/compiled_step.py, unmeasured there), and an exported graph takes grouped attention of any number of new
+    tokens that way (the server's CPU library, serving/exported_step.py, one graph for prompts and decoding steps
+    alike). Off elsewhere: compiled generate() over its static cache ran slower with them (batch 8: 177 -> 157
+    tokens/s)."""
 
     on = False  # read while torch.compile traces: a graph compiled with it on is only reused with it on
 

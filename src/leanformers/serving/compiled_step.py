@@ -16,15 +16,7 @@ import torch
 from ..allocator import give_back_freed_memory
 from ..generation.compiled import CompileConfig, inductor_settings
 from ..layers import StepAttentionProducts
-from .slots import KVSlots, StepCache
-
-
-def _step(model, tokens, lengths, key_len: int, slots: KVSlots):
-    """The last-position logits of one decoding step over slots 0..batch-1 (what Engine's eager step computes)."""
-    mask = (torch.arange(key_len, device=tokens.device)[None] <= lengths[:, None])[:, None, None, :]
-    out = model(input_ids=tokens, attention_mask=mask, position_ids=lengths[:, None], use_cache=True,
-                return_dict=True, past_key_values=StepCache(slots.keys, slots.values, lengths[:, None], key_len))
-    return out.logits[:, -1]
+from .slots import KVSlots, ServingStep
 
 
 def fixed_shapes(device: torch.device) -> bool:
@@ -37,17 +29,14 @@ class CompiledStep:
     """`step(tokens (batch, 1), lengths (batch,)) -> logits (batch, vocab)` through torch.compile."""
 
     def __init__(self, model, slots: KVSlots):
-        if not getattr(model, "_supports_compiled_decoding", False):
-            raise ValueError(f"compile: {type(model).__name__} has no compiled decoding step; serve it without "
-                             f"--compile.")
         import torch._inductor.config as inductor_config  # only a compiled server pays for importing it
 
-        self.model, self.slots = model, slots
+        self.step, self.slots = ServingStep(model), slots
         device = next(model.parameters()).device
         self.cuda_graphs = device.type == "cuda"  # elsewhere (tests) the same fixed-shape graphs, without them
         config = CompileConfig(dynamic=False, mode="reduce-overhead" if self.cuda_graphs else None)
         self.settings = inductor_config.patch(inductor_settings(config, device))
-        self.compiled = torch.compile(_step, dynamic=False, mode=config.mode)
+        self.compiled = torch.compile(self.step, dynamic=False, mode=config.mode)
         self.compiled_once = False
 
     def padded_rows(self, rows: int) -> int:
@@ -67,11 +56,13 @@ class CompiledStep:
         if size > rows:  # dummy rows in the free slots after the running ones, at their position 0
             tokens = torch.cat((tokens, tokens[:1].expand(size - rows, 1)))
             lengths = torch.cat((lengths, lengths.new_zeros(size - rows)))
-        key_len = self.slots.max_len
+        lengths = lengths.to(tokens.device)
+        keys = torch.empty(self.slots.max_len, device=tokens.device)  # only its length is read
         if self.cuda_graphs:  # the previous replay's outputs have been read: its memory may be reused
             torch.compiler.cudagraph_mark_step_begin()
         with self.settings, StepAttentionProducts():
-            logits = self.compiled(self.model, tokens, lengths.to(tokens.device), key_len, self.slots)
+            logits = self.compiled(tokens, lengths, torch.zeros_like(lengths), keys, *self.slots.keys,
+                                   *self.slots.values)
         return logits[:rows]
 
     def _compile_every_size(self, tokens: torch.Tensor, lengths: torch.Tensor):

@@ -42,7 +42,7 @@ from .compiled_step import CompiledStep
 from .exported_step import ExportedStep
 from .metrics import Metrics
 from .prefixes import PREFIX_BLOCK, PrefixCache
-from .slots import KVSlots
+from .slots import KVSlots, write_blocks
 
 
 DEFAULT_CHUNK = 128  # prompt tokens prefilled between two decoding steps
@@ -117,9 +117,14 @@ class Engine:
         self.metrics = metrics or Metrics()
         self.slots = KVSlots(max_batch, max_len)
         self.prefixes = PrefixCache(prefix_cache) if prefix_cache > 0 else None
+        if compile and not getattr(model, "_supports_compiled_decoding", False):
+            raise ValueError(f"compile: {type(model).__name__} has no compiled decoding step; serve it without "
+                             f"--compile.")
         fixed = compiled_step.fixed_shapes(next(model.parameters()).device)
         self._exported = ExportedStep(model, release_weights=release_weights) if compile and not fixed else None
         self._compiled_step = CompiledStep(model, self.slots) if compile and fixed else None
+        if self._exported is not None:  # the library writes prompts into the slots: they exist from the start
+            self.slots.allocate_like(self._exported.buffers(1, 1))
         self.waiting: collections.deque[GenerationRequest] = collections.deque()
         self.prefilling: list[GenerationRequest] = []   # admitted (a slot is kept for each), prompt not done
         self.running: list[GenerationRequest] = []
@@ -294,22 +299,15 @@ class Engine:
             self._join(request, request.prefill_cache, 0, 0, logits)
 
     def _exported_chunk(self, request: GenerationRequest, ids: torch.Tensor) -> torch.Tensor:
-        """The exported step over the next chunk of one prompt, into key/value buffers as long as the prompt (its
-        reused prefix copied in first); the logits of the chunk's last token."""
-        if request.prefill_cache is None:
-            request.prefill_cache = self._exported_buffers([request], len(request.prompt_ids), request.reused)
-        begin, take = request.prefilled, ids.shape[1]
+        """The exported step over the next chunk of one prompt, into key/value buffers of its own; the logits of
+        the chunk's last token."""
+        if request.prefill_cache is None:  # buffers as long as the prompt
+            request.prefill_cache = self._exported.buffers(1, len(request.prompt_ids))
         keys, values = zip(*request.prefill_cache)
+        write_blocks(keys, values, 0, request.reused_blocks, PREFIX_BLOCK)  # once: the blocks are dropped after
+        request.reused_blocks = []
+        begin, take = request.prefilled, ids.shape[1]
         return self._exported(ids, torch.tensor([begin]), torch.tensor([take - 1]), begin + take, keys, values)[0]
-
-    def _exported_buffers(self, requests: list, length: int, reused: int) -> list:
-        """Zeroed (keys, values) per layer for `requests` (a row each) of `length` positions, every row's reused
-        prefix at its start."""
-        pairs = self._exported.buffers(len(requests), length)
-        for (keys, values), (prefix_keys, prefix_values) in zip(pairs, _padded_prefixes(requests, reused)):
-            keys[:, :, :reused] = prefix_keys
-            values[:, :, :reused] = prefix_values
-        return pairs
 
     @torch.inference_mode()
     def _prefill_together(self, requests: list):
@@ -345,7 +343,6 @@ class Engine:
         before it is ever read). `_prefill_budget` groups only prompts whose padded rows fit in a slot."""
         news = [request.prompt_ids[request.reused:] for request in requests]
         longest, first = max(len(new) for new in news), len(self.running)
-        self.slots.allocate_like(self._exported.buffers(1, 1))
         ids = torch.zeros(len(requests), longest, dtype=torch.long)
         for row, (request, new) in enumerate(zip(requests, news)):
             ids[row, :len(new)] = torch.tensor(new)

@@ -26,37 +26,11 @@ import zipfile
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..allocator import drop_file_pages
-from .slots import StepCache
+from .slots import ServingStep
 
 PACK_ROWS = 8  # the row count oneDNN's packing of the weights is chosen for: a decoding step of 8 requests
-
-
-class ServingStep(nn.Module):
-    """`(tokens (rows, new), starts (rows,), lasts (rows,), key_range (keys,), *keys, *values) -> (rows, vocab)`.
-
-    Row `b`'s tokens go to positions starts[b].. of slot `b` in every layer's buffers (the first half of
-    `buffers` holds the layers' keys, the second their values); each new token attends to the positions up to its
-    own among the first `keys` of its slot (key_range's length; its values are not read); the logits are those of
-    the row's token `lasts[b]`."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.base, self.head = model.base_model, model.get_output_embeddings()
-
-    def forward(self, tokens, starts, lasts, key_range, *buffers):
-        rows, new = tokens.shape
-        key_len, layers = key_range.shape[0], len(buffers) // 2
-        torch._check(key_len <= buffers[0].shape[2])
-        torch._check(rows <= buffers[0].shape[0])
-        positions = starts[:, None] + torch.arange(new, device=tokens.device)
-        mask = (torch.arange(key_len, device=tokens.device)[None, None, :] <= positions[:, :, None])[:, None]
-        cache = StepCache(list(buffers[:layers]), list(buffers[layers:]), positions, key_len)
-        hidden = self.base(input_ids=tokens, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                           use_cache=True, return_dict=True).last_hidden_state
-        return self.head(hidden[torch.arange(rows, device=tokens.device), lasts])
 
 
 def build_in_child(model, folder: Path, timeout: float) -> float:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from .slots import ServingStep
+
 FORMAT = 2  # bumped when the traced function or the folder's layout changes
 
 
@@ -55,11 +57,8 @@ class ExportedStep:
     weights once."""
 
     def __init__(self, model, build_timeout: float = 3600.0, release_weights: bool = False):
-        from .exported_build import ServingStep, build_in_child, own_tensors, packed_constants
+        from .exported_build import build_in_child, own_tensors, packed_constants
 
-        if not getattr(model, "_supports_compiled_decoding", False):
-            raise ValueError(f"compile: {type(model).__name__} has no compiled decoding step; serve it without "
-                             f"--compile.")
         self.module = ServingStep(model)
         self.folder = cache_root() / "serve-steps" / step_key(model)
         self.build_seconds = None if (self.folder / "step.so").is_file() else build_in_child(

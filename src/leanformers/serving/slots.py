@@ -14,6 +14,7 @@ import math
 import mmap
 
 import torch
+from torch import nn
 
 from ..cache import Cache
 
@@ -41,12 +42,8 @@ class KVSlots:
             self._allocate(cache)
 
     def write_blocks(self, slot: int, blocks: list, block: int):
-        """Write a prefix's kept blocks (each (layers, 2, kv_heads, `block` tokens, head_dim)) at the start of
-        `slot`."""
-        for index, kept in enumerate(blocks):
-            for layer, (keys, values) in enumerate(zip(self.keys, self.values)):
-                keys[slot, :, index * block:(index + 1) * block] = kept[layer, 0]
-                values[slot, :, index * block:(index + 1) * block] = kept[layer, 1]
+        """Write a prefix's kept blocks at the start of `slot` (see `write_blocks`)."""
+        write_blocks(self.keys, self.values, slot, blocks, block)
 
     def store(self, slot: int, cache: Cache, row: int = 0, start: int = 0, head: int = 0) -> int:
         """Copy row `row` of a prefill cache into `slot`: its first `head` positions (a reused prefix), then those
@@ -70,6 +67,15 @@ class KVSlots:
     def step_cache(self, lengths: torch.Tensor) -> StepCache:
         """The cache a decoding step of rows 0..len(lengths)-1 hands the model."""
         return StepCache(self.keys, self.values, lengths[:, None])
+
+
+def write_blocks(keys: list, values: list, row: int, blocks: list, block: int):
+    """Write a prefix's kept blocks (each (layers, 2, kv_heads, `block` tokens, head_dim)) at the start of row `row`
+    of per-layer (rows, kv_heads, length, head_dim) key and value buffers."""
+    for index, kept in enumerate(blocks):
+        for layer, (layer_keys, layer_values) in enumerate(zip(keys, values)):
+            layer_keys[row, :, index * block:(index + 1) * block] = kept[layer, 0]
+            layer_values[row, :, index * block:(index + 1) * block] = kept[layer, 1]
 
 
 def _zeros_on_demand(like: torch.Tensor, shape: tuple) -> torch.Tensor:
@@ -114,3 +120,30 @@ class StepCache(Cache):
     @property
     def batch_size(self) -> int:
         return int(self.positions.shape[0])
+
+
+class ServingStep(nn.Module):
+    """`(tokens (rows, new), starts (rows,), lasts (rows,), key_range (keys,), *keys, *values) -> (rows, vocab)`:
+    the model's forward as the server's compiled forms run it (serving/exported_step.py on CPU, every prompt and
+    decoding step; serving/compiled_step.py on CUDA, decoding steps).
+
+    Row `b`'s tokens go to positions starts[b].. of slot `b` in every layer's buffers (the first half of
+    `buffers` holds the layers' keys, the second their values); each new token attends to the positions up to its
+    own among the first `keys` of its slot (key_range's length; its values are not read); the logits are those of
+    the row's token `lasts[b]`."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.base, self.head = model.base_model, model.get_output_embeddings()
+
+    def forward(self, tokens, starts, lasts, key_range, *buffers):
+        rows, new = tokens.shape
+        key_len, layers = key_range.shape[0], len(buffers) // 2
+        torch._check(key_len <= buffers[0].shape[2])
+        torch._check(rows <= buffers[0].shape[0])
+        positions = starts[:, None] + torch.arange(new, device=tokens.device)
+        mask = (torch.arange(key_len, device=tokens.device)[None, None, :] <= positions[:, :, None])[:, None]
+        cache = StepCache(list(buffers[:layers]), list(buffers[layers:]), positions, key_len)
+        hidden = self.base(input_ids=tokens, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                           use_cache=True, return_dict=True).last_hidden_state
+        return self.head(hidden[torch.arange(rows, device=tokens.device), lasts])
