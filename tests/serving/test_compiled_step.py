@@ -6,6 +6,7 @@ is refused at start."""
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import threading
 
@@ -95,6 +96,7 @@ def test_the_exported_step_is_compiled_once_per_shape_and_reads_the_models_own_w
     other.config.rms_norm_eps *= 2  # another configuration, another library
     assert step_key(other) != step_key(llama)
     assert again.packed  # the weights' products run on oneDNN, each weight packed for it at load
+    assert sorted(["q_proj", "k_proj", "v_proj"]) in _stacked(again)  # one product for the three, weights stacked
     prompt = torch.tensor([[5, 6, 7, 8]])
     before = _step_logits(again, prompt)
     with torch.no_grad():
@@ -107,11 +109,36 @@ def test_the_exported_step_is_compiled_once_per_shape_and_reads_the_models_own_w
             norm.div_(2)
 
 
+def _stacked(step, packed=True) -> list:
+    """The module names (sorted) of each constant of `step` made by stacking several of the model's tensors."""
+    recipe = json.loads((step.folder / "spec.json").read_text(encoding="utf-8"))["recipe"]
+    return [sorted(name.split(".")[-2] for name, _ in entry["parts"]) for entry in recipe.values()
+            if entry["pack"] == packed and len(entry["parts"]) > 1]
+
+
+def test_stacked_biases_are_made_from_the_models_own(llama):
+    """With biases on q, k and v (Qwen2's attention), the library adds them stacked: that constant, too, is made
+    at load from the model's own tensors."""
+    config = copy.deepcopy(llama.config)
+    config.attention_bias = True
+    torch.manual_seed(0)
+    biased = type(llama)(config).eval()
+    with torch.no_grad():
+        for name, parameter in biased.named_parameters():
+            if name.endswith("bias"):
+                parameter.normal_()  # not zeros: the biases change the logits
+    step = ExportedStep(biased)
+    assert step.packed and sorted(["q_proj", "k_proj", "v_proj"]) in _stacked(step, packed=False)
+    prompt = torch.tensor([[3, 1, 4, 1, 5]])
+    with torch.no_grad():
+        assert _step_logits(step, prompt) == pytest.approx(biased(input_ids=prompt).logits[0, -1], abs=1e-4)
+
+
 def test_a_server_model_gives_up_each_weight_once_packed(llama):
     served = copy.deepcopy(llama)
     step = ExportedStep(served, release_weights=True)
-    linear = served.base_model.layers[0].mlp.down_proj.weight
-    assert linear.numel() == 0  # held once, packed, by the library
+    layer = served.base_model.layers[0]
+    assert layer.mlp.down_proj.weight.numel() == layer.self_attn.q_proj.weight.numel() == 0  # held once, packed
     assert served.base_model.norm.weight.numel() > 0  # read as it is: kept
     prompt = torch.tensor([[9, 4, 7, 1, 3]])
     with torch.no_grad():

@@ -1,14 +1,15 @@
 """Compiling serving/exported_step.py's library, in a child process (`python -m leanformers.serving.exported_build
 SPEC OUT`): the compiler's memory leaves with the child, and the server never imports it.
 
-The child builds the model from its configuration (random weights: the library reads the served model's own at
-load), traces ServingStep with every size symbolic, and compiles it twice if need be. First with frozen weights, so
-that inductor moves each weight product to oneDNN with the weight packed for it (PACK_ROWS rows hint the packing):
-the packed weights are opaque tensors inside the library, so the child works out which model weight each one packs
-(a probe product against every weight of its shape) and checks that a library given weights packed that way by the
-server computes what the compiled one does. The folder then holds the library and that recipe, not the weights.
-Where a constant cannot be traced back to a model weight, the library is compiled again without frozen weights, its
-constants the model's tensors as they are.
+The child builds the model from its configuration (random weights, each tensor made distinct: the library reads the
+served model's own at load), traces ServingStep with every size symbolic, and compiles it twice if need be. First
+with frozen weights, so that inductor joins the products of one input (q, k and v; gate and up) into one product
+over the weights stacked, and moves each product to oneDNN with its weight packed for it (PACK_ROWS rows hint the
+packing). The packed and stacked weights are new tensors inside the library, so the child works out which model
+tensors each one is made of (probe products against every weight of its width; equal rows for a stacked bias) and
+checks that a library given constants made that way by the server computes what the compiled one does. The folder
+then holds the library and that recipe, not the weights. Where a constant cannot be traced back to the model's
+tensors, the library is compiled again without frozen weights, its constants the model's tensors as they are.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def build(spec_dir: Path, out: Path):
     from ..cache import DynamicCache
 
     model = _model_of(spec_dir)
+    _make_distinct(model)
     with torch.no_grad():  # the layers' key/value shapes, from a one-token forward
         cache = model(input_ids=torch.zeros(1, 1, dtype=torch.long), use_cache=True,
                       past_key_values=DynamicCache()).past_key_values
@@ -72,11 +74,11 @@ def build(spec_dir: Path, out: Path):
     program, example = _export(step, layers, model.dtype)
     out.mkdir(parents=True)
     _compile(program, out, frozen=True)
-    packed = _packing_recipe(step, out, example)
+    recipe = _constants_recipe(step, out, example)
     (out / "constants").unlink()
-    if packed is None:
+    if recipe is None:
         _compile(program, out, frozen=False)
-    (out / "spec.json").write_text(json.dumps({"layers": layers, "packed": packed, "pack_rows": PACK_ROWS}))
+    (out / "spec.json").write_text(json.dumps({"layers": layers, "recipe": recipe, "pack_rows": PACK_ROWS}))
 
 
 def _model_of(spec_dir: Path):
@@ -86,6 +88,17 @@ def _model_of(spec_dir: Path):
     module, name = spec["class"].split(":")
     return getattr(importlib.import_module(module), name).from_config(
         AutoConfig.from_pretrained(spec_dir), dtype=getattr(torch, spec["dtype"])).eval()
+
+
+def _make_distinct(model):
+    """Add a little noise to every parameter, so that no two tensors are equal (a fresh model's biases are all zeros,
+    its norms all ones) and each constant of the library is traced back to one of them."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.is_floating_point():
+                noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float32)
+                parameter.add_(noise.to(parameter.dtype) * 0.02)
 
 
 def _export(step, layers: list, dtype):
@@ -105,8 +118,9 @@ def _export(step, layers: list, dtype):
 def _compile(program, out: Path, frozen: bool):
     """AOTInductor: `out`/step.so, and with frozen weights the constants it was compiled with (`out`/constants)."""
     settings = {"freezing": frozen, "aot_inductor.package_constants_in_so": False}
-    if frozen:
-        settings["aot_inductor.package_constants_on_disk_format"] = "binary_blob"
+    if frozen:  # products of one input joined into one (their weights stacked); constants written out to be traced
+        settings.update({"cpp.enable_concat_linear": True,
+                         "aot_inductor.package_constants_on_disk_format": "binary_blob"})
     with torch.no_grad():  # inductor freezes weights only where no gradient is recorded
         package = torch._inductor.aoti_compile_and_package(program, package_path=str(out / "step.pt2"),
                                                            inductor_configs=settings)
@@ -120,40 +134,76 @@ def _compile(program, out: Path, frozen: bool):
     shutil.rmtree(out / "package")
 
 
-def _packing_recipe(step, out: Path, example) -> dict | None:
-    """{constant: (model weight, transposed)} for each packed weight of the frozen library in `out`, checked by
-    running the library with weights packed that way; None when some constant is not a model tensor."""
+def _constants_recipe(step, out: Path, example) -> dict | None:
+    """{constant: {"pack": bool, "parts": [[model tensor, transposed], ...]}} for each constant of the frozen library
+    in `out` that is not a model tensor as it is: the tensors stacked along the first dimension, packed for oneDNN
+    or not. Checked by running the library with constants made that way; None when some constant is not made of
+    model tensors."""
     compiled = torch._C._aoti.AOTIModelContainerRunnerCpu(str(out / "step.so"), 1)
     compiled.update_constant_buffer_from_blob(str(out / "constants"))
     own = own_tensors(step)
     recipe = {}
     for name, constant in compiled.extract_constants_map(False).items():
-        if constant.layout == torch.strided:
-            if name not in own:
-                return None
+        if name in own and constant.layout == torch.strided:
             continue
-        recipe[name] = _packed_source(constant, own)
-        if recipe[name] is None:
+        pack = constant.layout != torch.strided
+        parts = _packed_parts(constant, own) if pack else _stacked_parts(constant, own)
+        if parts is None:
             return None
+        recipe[name] = {"pack": pack, "parts": parts}
     rebuilt = torch._C._aoti.AOTIModelContainerRunnerCpu(str(out / "step.so"), 1)
-    rebuilt.update_constant_buffer(packed_constants(rebuilt, own, recipe, PACK_ROWS), False, True, True)
+    rebuilt.update_constant_buffer(made_constants(rebuilt, own, recipe, PACK_ROWS), False, True, True)
     inputs = [tensor.clone() for tensor in example]
     expected = compiled.run([tensor.clone() for tensor in example])[0]
     return recipe if torch.allclose(rebuilt.run(inputs)[0], expected, atol=1e-5, rtol=1e-5) else None
 
 
-def _packed_source(constant, own: dict):
-    """(name, transposed) of the one model weight `constant` packs, found by a probe product; None if none does."""
+def _packed_parts(constant, own: dict) -> list | None:
+    """The model weights (each maybe transposed: GPT-2's Conv1D) whose rows, one after another, the packed `constant`
+    holds, found by a probe product: its columns match each weight's own product in turn."""
     probe = torch.randn(PACK_ROWS, constant.shape[1], dtype=constant.dtype)
     product = torch.ops.mkldnn._linear_pointwise(probe, constant, None, "none", [], "")
-    found = {}
-    for name, tensor in own.items():
-        if tensor.dim() != 2:
-            continue
-        for transposed, weight in ((False, tensor), (True, tensor.t())):
-            if weight.shape == constant.shape and torch.allclose(probe @ weight.t(), product, atol=1e-4):
-                found.setdefault(id(tensor), (name, transposed))
-    return next(iter(found.values())) if len(found) == 1 else None
+    candidates = [(name, transposed, tensor.t() if transposed else tensor)
+                  for name, tensor in own.items() if tensor.dim() == 2 for transposed in (False, True)]
+    candidates = [(name, transposed, weight) for name, transposed, weight in candidates
+                  if weight.shape[1] == constant.shape[1] and weight.shape[0] <= constant.shape[0]]
+    products = [probe @ weight.t() for _, _, weight in candidates]
+
+    def matches(row):
+        return [(name, transposed, len(weight)) for (name, transposed, weight), part in zip(candidates, products)
+                if row + len(weight) <= len(constant) and torch.allclose(part, product[:, row:row + len(weight)],
+                                                                         atol=1e-4)]
+    return _in_turn(constant.shape[0], matches, own)
+
+
+def _stacked_parts(constant, own: dict) -> list | None:
+    """The model tensors whose rows, one after another, make up the plain `constant` (a stacked bias), equal in
+    value."""
+    if constant.dim() == 0:
+        return None
+    candidates = [(name, tensor) for name, tensor in own.items()
+                  if tensor.dim() == constant.dim() and tensor.shape[1:] == constant.shape[1:]]
+
+    def matches(row):
+        return [(name, False, len(tensor)) for name, tensor in candidates
+                if torch.equal(constant[row:row + len(tensor)], tensor)]
+    return _in_turn(len(constant), matches, own)
+
+
+def _in_turn(rows: int, matches, own: dict) -> list | None:
+    """[[name, transposed], ...] covering `rows` rows, `matches(row)` giving the candidates that start at `row`;
+    None where no tensor or more than one (tied names are one tensor) does."""
+    parts, row = [], 0
+    while row < rows:
+        found = {}
+        for name, transposed, length in matches(row):
+            found.setdefault(id(own[name]), (name, transposed, length))
+        if len(found) != 1:
+            return None
+        name, transposed, length = found.popitem()[1]
+        parts.append([name, transposed])
+        row += length
+    return parts
 
 
 def own_tensors(module) -> dict:
@@ -162,10 +212,11 @@ def own_tensors(module) -> dict:
             **dict(module.named_buffers(remove_duplicate=False))}
 
 
-def packed_constants(runner, own: dict, recipe: dict, rows: int, release=None) -> dict:
-    """The library's constant names -> the model's tensors, or for a packed weight its oneDNN packing. With
-    `release` (the module `own` names come from), each packed weight the library reads nowhere else is taken from
-    the module once packed, its file pages given back: one weight at a time, so the two forms never add up."""
+def made_constants(runner, own: dict, recipe: dict, rows: int, release=None) -> dict:
+    """The library's constant names -> the model's tensors, or a constant made of them (`recipe`: stacked, packed
+    for oneDNN). With `release` (the module `own` names come from), each model tensor the library reads only through
+    such constants is taken from the module once they are made, its file pages given back: one constant at a time,
+    so the two forms never add up."""
     names = runner.get_constant_names_to_original_fqns()
     missing = [fqn for fqn in names.values() if fqn not in recipe and fqn not in own]
     if missing:
@@ -177,12 +228,14 @@ def packed_constants(runner, own: dict, recipe: dict, rows: int, release=None) -
         if fqn not in recipe:
             constants[name] = own[fqn].detach().contiguous()
             continue
-        source, transposed = recipe[fqn]
-        weight = own[source].detach()
-        constants[name] = torch.ops.mkldnn._reorder_linear_weight(
-            (weight.t() if transposed else weight).contiguous(), rows)
-        if release is not None and id(own[source]) not in read_as_is:
-            _release(release, source)
+        sources = [source for source, _ in recipe[fqn]["parts"]]
+        parts = [own[source].detach().t() if transposed else own[source].detach()
+                 for source, transposed in recipe[fqn]["parts"]]
+        made = torch.cat(parts) if len(parts) > 1 else parts[0].contiguous()
+        constants[name] = torch.ops.mkldnn._reorder_linear_weight(made, rows) if recipe[fqn]["pack"] else made
+        for source in sources:
+            if release is not None and id(own[source]) not in read_as_is:
+                _release(release, source)
     return constants
 
 

@@ -26,7 +26,7 @@ import torch
 
 from .slots import ServingStep
 
-FORMAT = 2  # bumped when the traced function or the folder's layout changes
+FORMAT = 3  # bumped when the traced function or the folder's layout changes
 
 
 def cache_root() -> Path:
@@ -57,20 +57,20 @@ class ExportedStep:
     weights once."""
 
     def __init__(self, model, build_timeout: float = 3600.0, release_weights: bool = False):
-        from .exported_build import build_in_child, own_tensors, packed_constants
+        from .exported_build import build_in_child, made_constants, own_tensors
 
         self.module = ServingStep(model)
         self.folder = cache_root() / "serve-steps" / step_key(model)
         self.build_seconds = None if (self.folder / "step.so").is_file() else build_in_child(
             model, self.folder, build_timeout)
         spec = json.loads((self.folder / "spec.json").read_text(encoding="utf-8"))
-        self.layers, self.dtype, packed = spec["layers"], model.dtype, spec["packed"] or {}
+        self.layers, self.dtype, recipe = spec["layers"], model.dtype, spec["recipe"] or {}
         self.runner = torch._C._aoti.AOTIModelContainerRunnerCpu(str(self.folder / "step.so"), 1)
-        constants = packed_constants(self.runner, own_tensors(self.module), packed, spec["pack_rows"],
-                                     release=self.module if release_weights else None)
+        constants = made_constants(self.runner, own_tensors(self.module), recipe, spec["pack_rows"],
+                                   release=self.module if release_weights else None)
         # user-managed: the library reads these tensors where they are (the model's own, or their packed forms)
         self.runner.update_constant_buffer(constants, False, True, True)
-        self.packed = bool(packed)
+        self.packed = any(entry["pack"] for entry in recipe.values())
 
     def __call__(self, tokens, starts, lasts, key_len: int, keys: list, values: list) -> torch.Tensor:
         key_range = torch.empty(key_len)  # only its length is read
