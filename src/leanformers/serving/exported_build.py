@@ -228,14 +228,13 @@ def made_constants(runner, own: dict, recipe: dict, rows: int, release=None) -> 
         if fqn not in recipe:
             constants[name] = own[fqn].detach().contiguous()
             continue
-        sources = [source for source, _ in recipe[fqn]["parts"]]
-        parts = [own[source].detach().t() if transposed else own[source].detach()
-                 for source, transposed in recipe[fqn]["parts"]]
-        made = torch.cat(parts) if len(parts) > 1 else parts[0].contiguous()
+        parts = recipe[fqn]["parts"]
+        tensors = [own[source].detach().t() if transposed else own[source].detach() for source, transposed in parts]
+        made = torch.cat(tensors) if len(tensors) > 1 else tensors[0].contiguous()
         constants[name] = torch.ops.mkldnn._reorder_linear_weight(made, rows) if recipe[fqn]["pack"] else made
-        for source in sources:
-            if release is not None and id(own[source]) not in read_as_is:
-                _release(release, source)
+        released = [source for source, _ in parts if release is not None and id(own[source]) not in read_as_is]
+        for source in released:
+            _release(release, source)
     return constants
 
 
