@@ -116,6 +116,22 @@ def _stacked(step, packed=True) -> list:
             if entry["pack"] == packed and len(entry["parts"]) > 1]
 
 
+def test_the_recipe_names_the_tensors_each_constant_is_stacked_from():
+    torch.manual_seed(0)
+    own = {"q": torch.randn(6, 16), "k": torch.randn(2, 16), "conv": torch.randn(16, 4), "empty": torch.empty(0, 16),
+           "q_bias": torch.randn(6), "k_bias": torch.randn(2), "zeros": torch.zeros(2), "more_zeros": torch.zeros(2)}
+    own["tied"] = own["q"]  # one tensor under two names
+
+    def packed(*weights):
+        return torch.ops.mkldnn._reorder_linear_weight(torch.cat(weights), 8)
+    assert exported_build._packed_parts(packed(own["k"], own["q"]), own) == [["k", False], ["q", False]]
+    assert exported_build._packed_parts(packed(own["conv"].t()), own) == [["conv", True]]  # GPT-2's Conv1D
+    assert exported_build._packed_parts(packed(torch.randn(3, 16)), own) is None  # not the model's
+    assert exported_build._stacked_parts(torch.cat([own["q_bias"], own["k_bias"]]), own) == [["q_bias", False],
+                                                                                             ["k_bias", False]]
+    assert exported_build._stacked_parts(torch.zeros(2), own) is None  # two tensors match: none is taken
+
+
 def test_stacked_biases_are_made_from_the_models_own(llama):
     """With biases on q, k and v (Qwen2's attention), the library adds them stacked: that constant, too, is made
     at load from the model's own tensors."""

@@ -166,7 +166,7 @@ def _packed_parts(constant, own: dict) -> list | None:
     candidates = [(name, transposed, tensor.t() if transposed else tensor)
                   for name, tensor in own.items() if tensor.dim() == 2 for transposed in (False, True)]
     candidates = [(name, transposed, weight) for name, transposed, weight in candidates
-                  if weight.shape[1] == constant.shape[1] and weight.shape[0] <= constant.shape[0]]
+                  if weight.shape[1] == constant.shape[1] and 0 < len(weight) <= len(constant)]
     products = [probe @ weight.t() for _, _, weight in candidates]
 
     def matches(row):
@@ -182,7 +182,7 @@ def _stacked_parts(constant, own: dict) -> list | None:
     if constant.dim() == 0:
         return None
     candidates = [(name, tensor) for name, tensor in own.items()
-                  if tensor.dim() == constant.dim() and tensor.shape[1:] == constant.shape[1:]]
+                  if tensor.dim() == constant.dim() and tensor.shape[1:] == constant.shape[1:] and len(tensor)]
 
     def matches(row):
         return [(name, False, len(tensor)) for name, tensor in candidates
