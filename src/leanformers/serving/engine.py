@@ -467,8 +467,8 @@ def _padded_prefixes(requests: list, reused: int) -> list:
 
 def choose_token(logits: torch.Tensor, request: GenerationRequest):
     """(token id, logprob entry or None) for one row of float32 logits."""
-    if request.temperature == 0:
-        token = int(logits.argmax())
+    if request.temperature == 0:  # numpy's argmax (same first index, NaN first too): ~5 us a row here, torch's ~100
+        token = int(logits.numpy().argmax())
     else:
         probs = (logits / request.temperature).softmax(-1)
         if request.top_p < 1.0:
