@@ -38,6 +38,7 @@ class CompiledStep:
         self.settings = inductor_config.patch(inductor_settings(config, device))
         self.compiled = torch.compile(self.step, dynamic=False, mode=config.mode)
         self.compiled_once = False
+        self.key_range = torch.empty(slots.max_len, device=device)  # keys over the slots' whole length: its size
 
     def padded_rows(self, rows: int) -> int:
         """The batch size the step runs `rows` running requests at."""
@@ -57,11 +58,10 @@ class CompiledStep:
             tokens = torch.cat((tokens, tokens[:1].expand(size - rows, 1)))
             lengths = torch.cat((lengths, lengths.new_zeros(size - rows)))
         lengths = lengths.to(tokens.device)
-        keys = torch.empty(self.slots.max_len, device=tokens.device)  # only its length is read
         if self.cuda_graphs:  # the previous replay's outputs have been read: its memory may be reused
             torch.compiler.cudagraph_mark_step_begin()
         with self.settings, StepAttentionProducts():
-            logits = self.compiled(tokens, lengths, torch.zeros_like(lengths), keys, *self.slots.keys,
+            logits = self.compiled(tokens, lengths, torch.zeros_like(lengths), self.key_range, *self.slots.keys,
                                    *self.slots.values)
         return logits[:rows]
 

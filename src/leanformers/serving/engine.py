@@ -301,11 +301,11 @@ class Engine:
     def _exported_chunk(self, request: GenerationRequest, ids: torch.Tensor) -> torch.Tensor:
         """The exported step over the next chunk of one prompt, into key/value buffers of its own; the logits of
         the chunk's last token."""
-        if request.prefill_cache is None:  # buffers as long as the prompt
+        if request.prefill_cache is None:  # buffers as long as the prompt, its reused prefix written first
             request.prefill_cache = self._exported.buffers(1, len(request.prompt_ids))
+            write_blocks(*zip(*request.prefill_cache), 0, request.reused_blocks, PREFIX_BLOCK)
+            request.reused_blocks = []
         keys, values = zip(*request.prefill_cache)
-        write_blocks(keys, values, 0, request.reused_blocks, PREFIX_BLOCK)  # once: the blocks are dropped after
-        request.reused_blocks = []
         begin, take = request.prefilled, ids.shape[1]
         return self._exported(ids, torch.tensor([begin]), torch.tensor([take - 1]), begin + take, keys, values)[0]
 
@@ -346,7 +346,7 @@ class Engine:
         ids = torch.zeros(len(requests), longest, dtype=torch.long)
         for row, (request, new) in enumerate(zip(requests, news)):
             ids[row, :len(new)] = torch.tensor(new)
-            self.slots.write_blocks(first + row, request.reused_blocks, PREFIX_BLOCK)
+            write_blocks(self.slots.keys, self.slots.values, first + row, request.reused_blocks, PREFIX_BLOCK)
             request.reused_blocks = []
         keys, values = ([buffer[first:first + len(requests)] for buffer in buffers]
                         for buffers in (self.slots.keys, self.slots.values))

@@ -30,7 +30,8 @@ FORMAT = 3  # bumped when the traced function or the folder's layout changes
 
 
 def cache_root() -> Path:
-    """Where compiled steps are kept: $LEANFORMERS_CACHE, else $XDG_CACHE_HOME/leanformers, else ~/.cache/leanformers."""
+    """Where compiled steps are kept: $LEANFORMERS_CACHE, else $XDG_CACHE_HOME/leanformers, else
+    ~/.cache/leanformers."""
     if os.environ.get("LEANFORMERS_CACHE"):
         return Path(os.environ["LEANFORMERS_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "leanformers"

@@ -41,10 +41,6 @@ class KVSlots:
         if not self.keys:
             self._allocate(cache)
 
-    def write_blocks(self, slot: int, blocks: list, block: int):
-        """Write a prefix's kept blocks at the start of `slot` (see `write_blocks`)."""
-        write_blocks(self.keys, self.values, slot, blocks, block)
-
     def store(self, slot: int, cache: Cache, row: int = 0, start: int = 0, head: int = 0) -> int:
         """Copy row `row` of a prefill cache into `slot`: its first `head` positions (a reused prefix), then those
         from position `start` on (after its padding); returns the number of tokens stored."""
