@@ -6,6 +6,7 @@ is refused at start."""
 from __future__ import annotations
 
 import copy
+import ctypes
 import json
 import subprocess
 import threading
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 import leanformers
-from leanformers.serving import build_state, compiled_step, exported_build, load
+from leanformers.serving import build_state, compiled_step, exported_build, load, row_products
 from leanformers.serving.engine import Engine, GenerationRequest
 from leanformers.serving.exported_step import ExportedStep, step_key
 
@@ -95,8 +96,10 @@ def test_the_exported_step_is_compiled_once_per_shape_and_reads_the_models_own_w
     other = copy.deepcopy(llama)
     other.config.rms_norm_eps *= 2  # another configuration, another library
     assert step_key(other) != step_key(llama)
-    assert again.packed  # the weights' products run on oneDNN, each weight packed for it at load
-    assert sorted(["q_proj", "k_proj", "v_proj"]) in _stacked(again)  # one product for the three, weights stacked
+    assert again.packed  # the weights' products are the step's own, each weight packed for them at load
+    recipe = json.loads((again.folder / "spec.json").read_text(encoding="utf-8"))["recipe"]
+    assert recipe["base.layers.0.self_attn.q_proj.packed"]["parts"] == [["base.layers.0.self_attn.q_proj.weight",
+                                                                           False]]
     prompt = torch.tensor([[5, 6, 7, 8]])
     before = _step_logits(again, prompt)
     with torch.no_grad():
@@ -109,32 +112,54 @@ def test_the_exported_step_is_compiled_once_per_shape_and_reads_the_models_own_w
             norm.div_(2)
 
 
-def _stacked(step, packed=True) -> list:
-    """The module names (sorted) of each constant of `step` made by stacking several of the model's tensors."""
-    recipe = json.loads((step.folder / "spec.json").read_text(encoding="utf-8"))["recipe"]
-    return [sorted(name.split(".")[-2] for name, _ in entry["parts"]) for entry in recipe.values()
-            if entry["pack"] == packed and len(entry["parts"]) > 1]
+def _c_rows_linear(library, x, packed, bias, columns):
+    """row_products.cpp's function called as the compiled step calls it: tensor handles in, a new tensor out."""
+    capsules = [torch._C._aoti.unsafe_alloc_void_ptr_from_tensor(t) for t in (x, packed, bias) if t is not None]
+    handles = [ctypes.c_void_p(_CAPSULE_POINTER(capsule, None)) for capsule in capsules]
+    out = ctypes.c_void_p()
+    error = library.aoti_torch_cpu_rows_linear(handles[0], handles[1],
+                                               ctypes.byref(handles[2]) if bias is not None else None,
+                                               ctypes.c_int64(columns), ctypes.byref(out))
+    for capsule in capsules:  # taken back, so freed
+        torch._C._aoti.alloc_tensor_by_stealing_from_void_ptr(capsule)
+    assert error == 0
+    return torch._C._aoti.alloc_tensor_by_stealing_from_void_ptr(_NEW_CAPSULE(out.value, None, None))
 
 
-def test_the_recipe_names_the_tensors_each_constant_is_stacked_from():
-    torch.manual_seed(0)
-    own = {"q": torch.randn(6, 16), "k": torch.randn(2, 16), "conv": torch.randn(16, 4), "empty": torch.empty(0, 16),
-           "q_bias": torch.randn(6), "k_bias": torch.randn(2), "zeros": torch.zeros(2), "more_zeros": torch.zeros(2)}
-    own["tied"] = own["q"]  # one tensor under two names
-
-    def packed(*weights):
-        return torch.ops.mkldnn._reorder_linear_weight(torch.cat(weights), 8)
-    assert exported_build._packed_parts(packed(own["k"], own["q"]), own) == [["k", False], ["q", False]]
-    assert exported_build._packed_parts(packed(own["conv"].t()), own) == [["conv", True]]  # GPT-2's Conv1D
-    assert exported_build._packed_parts(packed(torch.randn(3, 16)), own) is None  # not the model's
-    assert exported_build._stacked_parts(torch.cat([own["q_bias"], own["k_bias"]]), own) == [["q_bias", False],
-                                                                                             ["k_bias", False]]
-    assert exported_build._stacked_parts(torch.zeros(2), own) is None  # two tensors match: none is taken
+_CAPSULE_POINTER, _NEW_CAPSULE = ctypes.pythonapi.PyCapsule_GetPointer, ctypes.pythonapi.PyCapsule_New
+_CAPSULE_POINTER.restype, _CAPSULE_POINTER.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+_NEW_CAPSULE.restype, _NEW_CAPSULE.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
 
 
-def test_stacked_biases_are_made_from_the_models_own(llama):
-    """With biases on q, k and v (Qwen2's attention), the library adds them stacked: that constant, too, is made
-    at load from the model's own tensors."""
+@pytest.fixture(scope="module")
+def products_library(tmp_path_factory):
+    path = tmp_path_factory.mktemp("products") / "products.so"
+    row_products.compile_products(path)
+    block = row_products.load_products(path)
+    return ctypes.CDLL(str(path)), block
+
+
+@pytest.mark.parametrize("columns", [1, 33, 100])
+def test_the_steps_products_are_linear_layers_and_each_row_its_own(products_library, columns):
+    library, block = products_library
+    torch.manual_seed(columns)
+    weight, bias, wide = torch.randn(columns, 24), torch.randn(columns), torch.randn(17, 40)
+    x = wide[:, 3:27]  # rows further apart than their length, as a slice of a wider tensor is
+    packed = row_products.pack(weight, block)
+    assert packed.shape == (-(-columns // block), 24, block)
+    expected = torch.nn.functional.linear(x, weight, bias)
+    assert row_products.rows_linear(x, packed, bias, columns) == pytest.approx(expected, abs=1e-5)  # the eager form
+    for rows in (1, 5, 8, 9, 17):  # every tile of rows, whole and split
+        for with_bias in (bias, None):
+            got = _c_rows_linear(library, x[:rows], packed, with_bias, columns)
+            want = expected[:rows] if with_bias is not None else expected[:rows] - bias
+            assert got == pytest.approx(want, abs=1e-4)
+    alone = [_c_rows_linear(library, x[r:r + 1], packed, bias, columns) for r in range(17)]
+    assert torch.equal(torch.cat(alone), _c_rows_linear(library, x, packed, bias, columns))  # bitwise, any batch
+
+
+def test_the_products_add_the_models_own_biases(llama):
+    """With biases on q, k and v (Qwen2's attention), the library's products add the model's own bias tensors."""
     config = copy.deepcopy(llama.config)
     config.attention_bias = True
     torch.manual_seed(0)
@@ -144,7 +169,8 @@ def test_stacked_biases_are_made_from_the_models_own(llama):
             if name.endswith("bias"):
                 parameter.normal_()  # not zeros: the biases change the logits
     step = ExportedStep(biased)
-    assert step.packed and sorted(["q_proj", "k_proj", "v_proj"]) in _stacked(step, packed=False)
+    assert step.packed and "base.layers.0.self_attn.k_proj.bias" in step.runner.get_constant_names_to_original_fqns(
+    ).values()
     prompt = torch.tensor([[3, 1, 4, 1, 5]])
     with torch.no_grad():
         assert _step_logits(step, prompt) == pytest.approx(biased(input_ids=prompt).logits[0, -1], abs=1e-4)

@@ -5,8 +5,9 @@ each, written at their positions in key/value buffers of any number of slots and
 chosen position per row out. torch.export traces it with all these sizes symbolic and AOTInductor compiles it to a
 shared library in a child process (serving/exported_build.py): the compiler's own memory (about 400 MB that
 torch.compile keeps in the serving process for its whole life) goes away with the child. Everything between the
-weights' products runs as fused C++ loops without Python; the products run on oneDNN with each weight packed for
-it, and grouped attention as two batched products over each key head's stacked queries (layers.StepAttentionProducts).
+weights' products runs as fused C++ loops without Python; the products of float32 weights run on the step's own
+kernel (serving/row_products.py) with each weight packed for it, and grouped attention as two batched products over
+each key head's stacked queries (layers.StepAttentionProducts).
 
 The library holds no weights: its constants are handed to it at load, the model's own tensors as they are and its
 product weights packed here, one at a time (with `release_weights` the model gives each one up once packed, so
@@ -24,9 +25,10 @@ from pathlib import Path
 
 import torch
 
+from . import row_products
 from .slots import ServingStep
 
-FORMAT = 3  # bumped when the traced function or the folder's layout changes
+FORMAT = 4  # bumped when the traced function or the folder's layout changes
 
 
 def cache_root() -> Path:
@@ -44,13 +46,14 @@ def step_key(model) -> str:
     parts = {"format": FORMAT, "class": f"{type(model).__module__}.{type(model).__qualname__}",
              "config": json.loads(model.config.to_json_string(use_diff=False)), "dtype": str(model.dtype),
              "torch": torch.__version__, "leanformers": __version__,
-             "cpu": torch.backends.cpu.get_cpu_capability()}
+             "cpu": torch.backends.cpu.get_cpu_capability(),
+             "products": hashlib.sha256(row_products.SOURCE.read_bytes()).hexdigest()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 class ExportedStep:
     """`model`'s ServingStep, compiled (or found compiled) and loaded with the model's own tensors as constants, its
-    weights packed for oneDNN where the library was compiled with them (serving/exported_build.py).
+    weights packed for the step's products where the library was compiled with them (serving/exported_build.py).
 
     `step(tokens, starts, lasts, key_len, keys, values) -> logits (rows, vocab)`; `buffers(rows, length)` makes the
     zeroed per-layer (keys, values) pairs a prompt is prefilled into. With `release_weights` the model gives up
@@ -65,13 +68,14 @@ class ExportedStep:
         self.build_seconds = None if (self.folder / "step.so").is_file() else build_in_child(
             model, self.folder, build_timeout)
         spec = json.loads((self.folder / "spec.json").read_text(encoding="utf-8"))
-        self.layers, self.dtype, recipe = spec["layers"], model.dtype, spec["recipe"] or {}
+        self.layers, self.dtype, recipe = spec["layers"], model.dtype, spec["recipe"]
+        self.packed = spec["products"]  # the weights' products are row_products.cpp's, each weight packed for it
+        block = row_products.load_products(self.folder / "products.so") if self.packed else None
         self.runner = torch._C._aoti.AOTIModelContainerRunnerCpu(str(self.folder / "step.so"), 1)
-        constants = made_constants(self.runner, own_tensors(self.module), recipe, spec["pack_rows"],
+        constants = made_constants(self.runner, own_tensors(self.module), recipe, block,
                                    release=self.module if release_weights else None)
         # user-managed: the library reads these tensors where they are (the model's own, or their packed forms)
         self.runner.update_constant_buffer(constants, False, True, True)
-        self.packed = any(entry["pack"] for entry in recipe.values())
 
     def __call__(self, tokens, starts, lasts, key_len: int, keys: list, values: list) -> torch.Tensor:
         key_range = torch.empty(key_len)  # only its length is read

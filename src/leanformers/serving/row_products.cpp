@@ -1,0 +1,121 @@
+// Products of a few rows against a float32 weight, for the compiled serving step (serving/row_products.py).
+//
+// A decoding step multiplies a handful of rows by every weight of the model once: it is bound by reading the
+// weights, and the general-purpose kernels read them well below the memory's speed at 1-32 rows. Here the weight
+// is packed in blocks of BLOCK output columns, each block's K rows of BLOCK values contiguous, and every block is
+// read once from memory while a tile of up to ROW_TILE rows accumulates in registers. A row's result does not
+// depend on the other rows (the sum over K runs in the same order for any tile), so batching never changes it.
+
+#include <torch/csrc/inductor/aoti_torch/c/shim.h>
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__AVX512F__)
+constexpr int LANES = 16, ROW_TILE = 8;  // 32 vector registers: 8 rows x 2 vectors of sums
+#elif defined(__AVX__)
+constexpr int LANES = 8, ROW_TILE = 6;  // 16 registers: 6 x 2 sums, 2 weight vectors, 1 broadcast
+#else
+constexpr int LANES = 4, ROW_TILE = 6;
+#endif
+constexpr int BLOCK = 2 * LANES;
+constexpr int64_t PREFETCH = 32 * BLOCK;  // values ahead of the one read: the next blocks' rows, on their way
+
+typedef float Lanes __attribute__((vector_size(LANES * sizeof(float)), aligned(sizeof(float))));
+
+static inline Lanes load(const float* from) {
+  Lanes lanes;
+  std::memcpy(&lanes, from, sizeof lanes);
+  return lanes;
+}
+
+// out[r][0..cols) = x[r] . block + bias for the ROWS rows of x (row stride ldx) against one packed block.
+template <int ROWS>
+static void tile(const float* x, int64_t ldx, int64_t depth, const float* block, const float* bias, float* out,
+                 int64_t ldo, int cols) {
+  Lanes sums[ROWS][2] = {};
+  for (int64_t k = 0; k < depth; ++k) {
+    const float* weights = block + k * BLOCK;
+    __builtin_prefetch(weights + PREFETCH);
+    Lanes low = load(weights), high = load(weights + LANES);
+    for (int r = 0; r < ROWS; ++r) {
+      float value = x[r * ldx + k];
+      sums[r][0] += value * low;
+      sums[r][1] += value * high;
+    }
+  }
+  Lanes bias_low = {}, bias_high = {};
+  if (bias != nullptr) {
+    bias_low = load(bias);
+    bias_high = load(bias + LANES);
+  }
+  for (int r = 0; r < ROWS; ++r) {
+    float row[BLOCK];
+    Lanes low = sums[r][0] + bias_low, high = sums[r][1] + bias_high;
+    std::memcpy(row, &low, sizeof low);
+    std::memcpy(row + LANES, &high, sizeof high);
+    std::memcpy(out + r * ldo, row, cols * sizeof(float));
+  }
+}
+
+typedef void (*Tile)(const float*, int64_t, int64_t, const float*, const float*, float*, int64_t, int);
+
+template <int... ROWS>
+struct Tiles {
+  static constexpr Tile table[] = {nullptr, tile<ROWS>...};
+};
+#if defined(__AVX512F__)
+static const Tile *const TILES = Tiles<1, 2, 3, 4, 5, 6, 7, 8>::table;
+#else
+static const Tile *const TILES = Tiles<1, 2, 3, 4, 5, 6>::table;
+#endif
+
+static void products(const float* x, int64_t rows, int64_t ldx, int64_t depth, const float* packed, int64_t columns,
+                     const float* bias, float* out) {
+  int64_t blocks = (columns + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) {
+    int cols = (int)(columns - b * BLOCK < BLOCK ? columns - b * BLOCK : BLOCK);
+    float padded_bias[BLOCK] = {};
+    const float* block_bias = nullptr;
+    if (bias != nullptr) {  // the last block's bias padded to a whole block
+      std::memcpy(padded_bias, bias + b * BLOCK, cols * sizeof(float));
+      block_bias = padded_bias;
+    }
+    for (int64_t r = 0; r < rows; r += ROW_TILE) {
+      int tile_rows = (int)(rows - r < ROW_TILE ? rows - r : ROW_TILE);
+      TILES[tile_rows](x + r * ldx, ldx, depth, packed + b * depth * BLOCK, block_bias, out + r * columns + b * BLOCK,
+                       columns, cols);
+    }
+  }
+}
+
+extern "C" {
+
+// The column block the weights are packed in (serving/row_products.py packs for it).
+int leanformers_rows_block() { return BLOCK; }
+
+// The compiled step's call for leanformers::rows_linear(x, packed, bias, columns): x (rows, depth) with unit column
+// stride, packed (blocks, depth, BLOCK), bias (columns,) or none; a new (rows, columns) tensor in *out.
+AOTITorchError aoti_torch_cpu_rows_linear(AtenTensorHandle x, AtenTensorHandle packed, AtenTensorHandle* bias,
+                                          int64_t columns, AtenTensorHandle* out) {
+  int64_t *x_sizes, *x_strides, *packed_sizes;
+  void *x_data, *packed_data, *bias_data = nullptr, *out_data;
+  if (aoti_torch_get_sizes(x, &x_sizes) || aoti_torch_get_strides(x, &x_strides) ||
+      aoti_torch_get_sizes(packed, &packed_sizes) || aoti_torch_get_data_ptr(x, &x_data) ||
+      aoti_torch_get_data_ptr(packed, &packed_data) ||
+      (bias != nullptr && *bias != nullptr && aoti_torch_get_data_ptr(*bias, &bias_data)))
+    return AOTI_TORCH_FAILURE;
+  int64_t rows = x_sizes[0], depth = x_sizes[1];
+  if ((x_strides[1] != 1 && depth > 1) || packed_sizes[1] != depth || packed_sizes[2] != BLOCK ||
+      packed_sizes[0] * BLOCK < columns)
+    return AOTI_TORCH_FAILURE;
+  int64_t sizes[2] = {rows, columns}, strides[2] = {columns, 1};
+  if (aoti_torch_empty_strided(2, sizes, strides, aoti_torch_dtype_float32(), aoti_torch_device_type_cpu(), 0, out) ||
+      aoti_torch_get_data_ptr(*out, &out_data))
+    return AOTI_TORCH_FAILURE;
+  products((const float*)x_data, rows, x_strides[0], depth, (const float*)packed_data, columns,
+           (const float*)bias_data, (float*)out_data);
+  return AOTI_TORCH_SUCCESS;
+}
+}
