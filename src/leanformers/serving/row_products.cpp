@@ -23,21 +23,20 @@ constexpr int64_t PREFETCH = 32 * BLOCK;  // values ahead of the one read: the n
 
 typedef float Lanes __attribute__((vector_size(LANES * sizeof(float)), aligned(sizeof(float))));
 
-static inline Lanes load(const float* from) {
-  Lanes lanes;
-  std::memcpy(&lanes, from, sizeof lanes);
-  return lanes;
-}
+namespace {  // internal: another library's instances of these templates must never stand in for this one's
+
+inline Lanes load(const float* from) { return *reinterpret_cast<const Lanes*>(from); }  // Lanes: any alignment
 
 // out[r][0..cols) = x[r] . block + bias for the ROWS rows of x (row stride ldx) against one packed block.
 template <int ROWS>
-static void tile(const float* x, int64_t ldx, int64_t depth, const float* block, const float* bias, float* out,
+void tile(const float* x, int64_t ldx, int64_t depth, const float* block, const float* bias, float* out,
                  int64_t ldo, int cols) {
   Lanes sums[ROWS][2] = {};
   for (int64_t k = 0; k < depth; ++k) {
     const float* weights = block + k * BLOCK;
     __builtin_prefetch(weights + PREFETCH);
     Lanes low = load(weights), high = load(weights + LANES);
+#pragma GCC unroll 16
     for (int r = 0; r < ROWS; ++r) {
       float value = x[r * ldx + k];
       sums[r][0] += value * low;
@@ -65,12 +64,12 @@ struct Tiles {
   static constexpr Tile table[] = {nullptr, tile<ROWS>...};
 };
 #if defined(__AVX512F__)
-static const Tile *const TILES = Tiles<1, 2, 3, 4, 5, 6, 7, 8>::table;
+const Tile *const TILES = Tiles<1, 2, 3, 4, 5, 6, 7, 8>::table;
 #else
-static const Tile *const TILES = Tiles<1, 2, 3, 4, 5, 6>::table;
+const Tile *const TILES = Tiles<1, 2, 3, 4, 5, 6>::table;
 #endif
 
-static void products(const float* x, int64_t rows, int64_t ldx, int64_t depth, const float* packed, int64_t columns,
+void products(const float* x, int64_t rows, int64_t ldx, int64_t depth, const float* packed, int64_t columns,
                      const float* bias, float* out) {
   int64_t blocks = (columns + BLOCK - 1) / BLOCK;
 #pragma omp parallel for schedule(static)
@@ -89,6 +88,8 @@ static void products(const float* x, int64_t rows, int64_t ldx, int64_t depth, c
     }
   }
 }
+
+}  // namespace
 
 extern "C" {
 
