@@ -129,7 +129,7 @@ def _add_serve(commands):
     serve.add_argument("--compile", action="store_true",
                        help="run prompts and decoding steps through one library compiled ahead of time (CPU: "
                             "compiled once per model shape, a minute or two, and kept in ~/.cache/leanformers; the "
-                            "weights packed for oneDNN at start, held once; CUDA: CUDA graphs)")
+                            "weights packed for the library's own products at start, held once; CUDA: CUDA graphs)")
     serve.add_argument("--prefix-cache", type=int, default=0, metavar="TOKENS",
                        help="keep the keys and values of up to TOKENS prompt tokens for later prompts that begin "
                             "the same way, e.g. the chat template's system turn (default: 0, off)")
