@@ -176,6 +176,17 @@ def test_the_products_add_the_models_own_biases(llama):
         assert _step_logits(step, prompt) == pytest.approx(biased(input_ids=prompt).logits[0, -1], abs=1e-4)
 
 
+def test_a_half_precision_step_keeps_torchs_products(llama):
+    half = copy.deepcopy(llama).to(torch.bfloat16)
+    step = ExportedStep(half)
+    assert not step.packed  # the step's own products are float32's; the library reads the model's tensors
+    prompt = torch.tensor([[2, 7, 1, 8, 2]])
+    with torch.no_grad():
+        expected = half(input_ids=prompt).logits[0, -1].float()
+    tolerance = 16 * torch.finfo(torch.bfloat16).eps * expected.abs().max()  # bfloat16 sums, fused differently
+    assert torch.allclose(_step_logits(step, prompt).float(), expected, atol=tolerance, rtol=0)
+
+
 def test_a_server_model_gives_up_each_weight_once_packed(llama):
     served = copy.deepcopy(llama)
     step = ExportedStep(served, release_weights=True)
