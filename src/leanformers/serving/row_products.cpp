@@ -3,8 +3,10 @@
 // A decoding step multiplies a handful of rows by every weight of the model once: it is bound by reading the
 // weights, and the general-purpose kernels read them well below the memory's speed at 1-32 rows. Here the weight
 // is packed in blocks of BLOCK output columns, each block's K rows of BLOCK values contiguous, and every block is
-// read once from memory while a tile of up to ROW_TILE rows accumulates in registers. A row's result does not
-// depend on the other rows (the sum over K runs in the same order for any tile), so batching never changes it.
+// read once from memory while a tile of up to ROW_TILE rows accumulates in registers. With more rows than one tile
+// (prompts, large batches) the product is bound by arithmetic instead, and a tile spans two blocks and fewer rows
+// (WIDE_ROW_TILE), so that each value loaded feeds more multiply-adds. A row's result does not depend on the other
+// rows or on the tile (the sum over K runs in the same order), so batching never changes it.
 
 #include <torch/csrc/inductor/aoti_torch/c/shim.h>
 
@@ -12,11 +14,12 @@
 #include <cstring>
 
 #if defined(__AVX512F__)
-constexpr int LANES = 16, ROW_TILE = 8;  // 32 vector registers: 8 rows x 2 vectors of sums
+// 32 vector registers: 8 rows x 2 vectors of sums, or 6 rows x 4 over two blocks
+constexpr int LANES = 16, ROW_TILE = 8, WIDE_ROW_TILE = 6;
 #elif defined(__AVX__)
-constexpr int LANES = 8, ROW_TILE = 6;  // 16 registers: 6 x 2 sums, 2 weight vectors, 1 broadcast
+constexpr int LANES = 8, ROW_TILE = 6, WIDE_ROW_TILE = 0;  // 16 registers: 6 x 2 sums, 2 weights, 1 broadcast
 #else
-constexpr int LANES = 4, ROW_TILE = 6;
+constexpr int LANES = 4, ROW_TILE = 6, WIDE_ROW_TILE = 0;
 #endif
 constexpr int BLOCK = 2 * LANES;
 constexpr int64_t PREFETCH = 32 * BLOCK;  // values ahead of the one read: the next blocks' rows, on their way
@@ -27,64 +30,71 @@ namespace {  // internal: another library's instances of these templates must ne
 
 inline Lanes load(const float* from) { return *reinterpret_cast<const Lanes*>(from); }  // Lanes: any alignment
 
-// out[r][0..cols) = x[r] . block + bias for the ROWS rows of x (row stride ldx) against one packed block.
-template <int ROWS>
+// out[r][0..cols) = x[r] . weights + bias for the ROWS rows of x (row stride ldx) against BLOCKS packed blocks,
+// one after the other from `block`.
+template <int ROWS, int BLOCKS>
 void tile(const float* x, int64_t ldx, int64_t depth, const float* block, const float* bias, float* out,
-                 int64_t ldo, int cols) {
-  Lanes sums[ROWS][2] = {};
+          int64_t ldo, int cols) {
+  constexpr int VECTORS = 2 * BLOCKS;
+  Lanes sums[ROWS][VECTORS] = {};
   for (int64_t k = 0; k < depth; ++k) {
-    const float* weights = block + k * BLOCK;
-    __builtin_prefetch(weights + PREFETCH);
-    Lanes low = load(weights), high = load(weights + LANES);
+    Lanes weights[VECTORS];
+    for (int b = 0; b < BLOCKS; ++b) {
+      const float* row = block + b * depth * BLOCK + k * BLOCK;
+      __builtin_prefetch(row + PREFETCH);
+      weights[2 * b] = load(row);
+      weights[2 * b + 1] = load(row + LANES);
+    }
 #pragma GCC unroll 16
     for (int r = 0; r < ROWS; ++r) {
       float value = x[r * ldx + k];
-      sums[r][0] += value * low;
-      sums[r][1] += value * high;
+      for (int v = 0; v < VECTORS; ++v) sums[r][v] += value * weights[v];
     }
   }
-  Lanes bias_low = {}, bias_high = {};
-  if (bias != nullptr) {
-    bias_low = load(bias);
-    bias_high = load(bias + LANES);
-  }
   for (int r = 0; r < ROWS; ++r) {
-    float row[BLOCK];
-    Lanes low = sums[r][0] + bias_low, high = sums[r][1] + bias_high;
-    std::memcpy(row, &low, sizeof low);
-    std::memcpy(row + LANES, &high, sizeof high);
+    float row[VECTORS * LANES];
+    for (int v = 0; v < VECTORS; ++v) {
+      Lanes total = bias != nullptr ? sums[r][v] + load(bias + v * LANES) : sums[r][v];
+      std::memcpy(row + v * LANES, &total, sizeof total);
+    }
     std::memcpy(out + r * ldo, row, cols * sizeof(float));
   }
 }
 
 typedef void (*Tile)(const float*, int64_t, int64_t, const float*, const float*, float*, int64_t, int);
 
-template <int... ROWS>
+template <int BLOCKS, int... ROWS>
 struct Tiles {
-  static constexpr Tile table[] = {nullptr, tile<ROWS>...};
+  static constexpr Tile table[] = {nullptr, tile<ROWS, BLOCKS>...};
 };
 #if defined(__AVX512F__)
-const Tile *const TILES = Tiles<1, 2, 3, 4, 5, 6, 7, 8>::table;
+const Tile *const TILES = Tiles<1, 1, 2, 3, 4, 5, 6, 7, 8>::table;
+const Tile *const WIDE_TILES = Tiles<2, 1, 2, 3, 4, 5, 6>::table;
 #else
-const Tile *const TILES = Tiles<1, 2, 3, 4, 5, 6>::table;
+const Tile *const TILES = Tiles<1, 1, 2, 3, 4, 5, 6>::table;
+const Tile *const WIDE_TILES = nullptr;
 #endif
 
 void products(const float* x, int64_t rows, int64_t ldx, int64_t depth, const float* packed, int64_t columns,
-                     const float* bias, float* out) {
+              const float* bias, float* out) {
   int64_t blocks = (columns + BLOCK - 1) / BLOCK;
+  int span = WIDE_ROW_TILE > 0 && rows > ROW_TILE ? 2 : 1;  // blocks a tile spans
 #pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) {
-    int cols = (int)(columns - b * BLOCK < BLOCK ? columns - b * BLOCK : BLOCK);
-    float padded_bias[BLOCK] = {};
-    const float* block_bias = nullptr;
+  for (int64_t first = 0; first < blocks; first += span) {
+    int spanned = (int)(blocks - first < span ? blocks - first : span);
+    int cols = (int)(columns - first * BLOCK < spanned * BLOCK ? columns - first * BLOCK : spanned * BLOCK);
+    float padded_bias[2 * BLOCK] = {};
+    const float* tile_bias = nullptr;
     if (bias != nullptr) {  // the last block's bias padded to a whole block
-      std::memcpy(padded_bias, bias + b * BLOCK, cols * sizeof(float));
-      block_bias = padded_bias;
+      std::memcpy(padded_bias, bias + first * BLOCK, cols * sizeof(float));
+      tile_bias = padded_bias;
     }
-    for (int64_t r = 0; r < rows; r += ROW_TILE) {
-      int tile_rows = (int)(rows - r < ROW_TILE ? rows - r : ROW_TILE);
-      TILES[tile_rows](x + r * ldx, ldx, depth, packed + b * depth * BLOCK, block_bias, out + r * columns + b * BLOCK,
-                       columns, cols);
+    int row_tile = spanned == 2 ? WIDE_ROW_TILE : ROW_TILE;
+    const Tile* table = spanned == 2 ? WIDE_TILES : TILES;
+    for (int64_t r = 0; r < rows; r += row_tile) {
+      int tile_rows = (int)(rows - r < row_tile ? rows - r : row_tile);
+      table[tile_rows](x + r * ldx, ldx, depth, packed + first * depth * BLOCK, tile_bias,
+                       out + r * columns + first * BLOCK, columns, cols);
     }
   }
 }
