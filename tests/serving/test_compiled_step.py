@@ -98,8 +98,8 @@ def test_the_exported_step_is_compiled_once_per_shape_and_reads_the_models_own_w
     assert step_key(other) != step_key(llama)
     assert again.packed  # the weights' products are the step's own, each weight packed for them at load
     recipe = json.loads((again.folder / "spec.json").read_text(encoding="utf-8"))["recipe"]
-    assert recipe["base.layers.0.self_attn.q_proj.packed"]["parts"] == [["base.layers.0.self_attn.q_proj.weight",
-                                                                           False]]
+    assert recipe["base.layers.0.self_attn.q_proj.packed"] == {"weight": "base.layers.0.self_attn.q_proj.weight",
+                                                                 "transposed": False}
     prompt = torch.tensor([[5, 6, 7, 8]])
     before = _step_logits(again, prompt)
     with torch.no_grad():

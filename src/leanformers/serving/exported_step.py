@@ -28,7 +28,7 @@ import torch
 from . import row_products
 from .slots import ServingStep
 
-FORMAT = 4  # bumped when the traced function or the folder's layout changes
+FORMAT = 5  # bumped when the traced function or the folder's layout changes
 
 
 def cache_root() -> Path:

@@ -65,7 +65,7 @@ class RowsLinear(nn.Module):
 
 def use_row_products(root: nn.Module, block: int) -> dict:
     """Replace every float32 linear layer under `root` (nn.Linear, GPT-2's Conv1D) by a RowsLinear over its weight
-    packed for `block`; the recipe of the packed buffers: {buffer: {"pack": True, "parts": [[weight, transposed]]}}."""
+    packed for `block`; the recipe of the packed buffers: {buffer: {"weight": name, "transposed": bool}}."""
     from ..models.gpt2 import Conv1D
 
     recipe = {}
@@ -76,7 +76,7 @@ def use_row_products(root: nn.Module, block: int) -> dict:
         weight = module.weight.detach().t() if transposed else module.weight.detach()
         owner, _, attribute = name.rpartition(".")
         setattr(root.get_submodule(owner), attribute, RowsLinear(pack(weight, block), module.bias, len(weight)))
-        recipe[f"{name}.packed"] = {"pack": True, "parts": [[f"{name}.weight", transposed]]}
+        recipe[f"{name}.packed"] = {"weight": f"{name}.weight", "transposed": transposed}
     return recipe
 
 
