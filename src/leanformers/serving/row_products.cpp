@@ -10,8 +10,10 @@
 
 #include <torch/csrc/inductor/aoti_torch/c/shim.h>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #if defined(__AVX512F__)
 // 32 vector registers: 8 rows x 2 vectors of sums, or 6 rows x 4 over two blocks
@@ -63,17 +65,13 @@ void tile(const float* x, int64_t ldx, int64_t depth, const float* block, const 
 
 typedef void (*Tile)(const float*, int64_t, int64_t, const float*, const float*, float*, int64_t, int);
 
-template <int BLOCKS, int... ROWS>
-struct Tiles {
-  static constexpr Tile table[] = {nullptr, tile<ROWS, BLOCKS>...};
-};
-#if defined(__AVX512F__)
-const Tile *const TILES = Tiles<1, 1, 2, 3, 4, 5, 6, 7, 8>::table;
-const Tile *const WIDE_TILES = Tiles<2, 1, 2, 3, 4, 5, 6>::table;
-#else
-const Tile *const TILES = Tiles<1, 1, 2, 3, 4, 5, 6>::table;
-const Tile *const WIDE_TILES = nullptr;
-#endif
+// The tiles of 1..N rows over BLOCKS blocks, indexed by their row count (index 0 unused).
+template <int BLOCKS, int... N>
+constexpr std::array<Tile, sizeof...(N) + 1> tiles(std::integer_sequence<int, N...>) {
+  return {nullptr, tile<N + 1, BLOCKS>...};
+}
+constexpr auto TILES = tiles<1>(std::make_integer_sequence<int, ROW_TILE>{});
+constexpr auto WIDE_TILES = tiles<2>(std::make_integer_sequence<int, WIDE_ROW_TILE>{});
 
 void products(const float* x, int64_t rows, int64_t ldx, int64_t depth, const float* packed, int64_t columns,
               const float* bias, float* out) {
@@ -90,7 +88,7 @@ void products(const float* x, int64_t rows, int64_t ldx, int64_t depth, const fl
       tile_bias = padded_bias;
     }
     int row_tile = spanned == 2 ? WIDE_ROW_TILE : ROW_TILE;
-    const Tile* table = spanned == 2 ? WIDE_TILES : TILES;
+    const Tile* table = spanned == 2 ? WIDE_TILES.data() : TILES.data();
     for (int64_t r = 0; r < rows; r += row_tile) {
       int tile_rows = (int)(rows - r < row_tile ? rows - r : row_tile);
       table[tile_rows](x + r * ldx, ldx, depth, packed + first * depth * BLOCK, tile_bias,
