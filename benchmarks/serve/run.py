@@ -1,7 +1,7 @@
 """Load test of `leanformers serve` beside `transformers serve --continuous-batching` on the same model and machine.
 
 The real run (both servers; 1, 8 and 32 streams; 3 requests per stream; 64 new tokens). On a quiet machine it
-takes about 5 to 9 minutes and never more than about 10: each load level is cut at --seconds (75 s), a server
+takes about 5 to 9 minutes a round and never more than about 10: each load level is cut at --seconds (75 s), a server
 start at --start-seconds (180 s, ~10-30 s in practice). Run it on a quiet machine:
 
     .venv/bin/python benchmarks/serve/run.py            # -> benchmarks/results/serve.json and a table
@@ -13,12 +13,16 @@ A smoke run that only proves the set-up works (about 2 minutes; on a machine sha
 
 The model is SmolLM2-135M-Instruct in float32: its GGUF file dequantised and saved as safetensors beside its
 tokenizer in fixtures/bench/smollm2-135m-instruct-fp32-serve (made on the first run, linking the decode workload's
-weights when that made them); both servers load that folder by local path, offline. Each server is started on
-127.0.0.1 and a free port, answers one unmeasured warm-up request, serves every load level, and is stopped. At a
+weights when that made them); both servers load that folder by local path, offline. Every server is started on
+127.0.0.1 and a free port and answers one unmeasured warm-up request; then each round runs every load level on every
+server in turn (leanformers at 1 stream, transformers at 1, leanformers at 8, ...), so that the machine's drift over
+the run falls on both alike, and the servers are stopped. `--rounds N` repeats the rounds; each target is checked on
+the median over the rounds of its ratio (ours to theirs in the same round), each round's ratio shown beside it. At a
 level of N streams, N client threads each send up to --requests streamed greedy chat completions one after another
-(--max-tokens each); a request still running when the level's --seconds are over is cut (its connection closed,
-its tokens counted). Reported per server and level: generated tokens/s (all streams together), requests/s, p50/p95
-latency, p50/p95 time to first token, completed, cut and failed requests, and the server's peak RSS (VmHWM).
+(--max-tokens each); a request still running when the level's --seconds are over is cut (its connection closed, its
+tokens counted). Reported per server and level: generated tokens/s (all streams together), requests/s, p50/p95
+latency, p50/p95 time to first token, completed, cut and failed requests, the CPU seconds the idle servers used
+meanwhile, and the server's peak RSS (VmHWM).
 `generate()` alone runs the single-stream prompts through model.generate() in a fresh process. The targets checked:
 
 - at 8 and 32 streams, leanformers' tokens/s >= 2x `transformers serve --continuous-batching`, its time to first
@@ -136,7 +140,7 @@ def server_command(kind: str, args, port: int) -> list:
 
 class Server:
     def __init__(self, kind: str, args, log_dir: Path):
-        self.kind, self.port = kind, free_port()
+        self.kind, self.port, self.name = kind, free_port(), None
         self.log = open(log_dir / f"{kind}.log", "w")
         env = dict(process_env(args), PYTHONUNBUFFERED="1")
         started = time.perf_counter()
@@ -172,6 +176,14 @@ class Server:
         except OSError:
             pass
         return fields
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server process has used so far."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def wait_idle(self, seconds: float = 30.0):
         """Let requests cut at the end of a level leave before the next one (leanformers reports its queue)."""
@@ -323,41 +335,53 @@ def generate_alone(args) -> dict:
 
 
 # ---------------------------------------------------------------------- targets and report
-def _level(report: dict, kind: str, streams: int) -> dict | None:
-    for level in report["servers"].get(kind, {}).get("levels", []):
-        if level["streams"] == streams:
-            return level
-    return None
+def _levels(report: dict, kind: str, streams: int) -> list:
+    """The level's results on server `kind`, one per round."""
+    return [level for level in report["servers"].get(kind, {}).get("levels", []) if level["streams"] == streams]
 
 
-def _check(name: str, ours, theirs, passed) -> dict:
-    return {"target": name, "leanformers": ours, "reference": theirs,
-            "met": None if ours is None or theirs is None else bool(passed(ours, theirs))}
+def _median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def _check(name: str, ours: list, theirs: list, holds) -> dict:
+    """A target over the rounds, as the ratio of ours to theirs in each round (the same round: the machine's drift
+    cancels): met when `holds` is true of the median ratio. Each round's ratio and the sides' medians beside it."""
+    theirs = theirs if len(theirs) == len(ours) else [None] * len(ours)
+    ratios = [None if a is None or not b else a / b for a, b in zip(ours, theirs)]
+    ratio = _median(ratios)
+    return {"target": name, "leanformers": _median(ours), "reference": _median(theirs), "ratio": ratio,
+            "met": None if ratio is None else bool(holds(ratio)), "round_ratios": ratios,
+            "rounds_met": [None if r is None else bool(holds(r)) for r in ratios]}
 
 
 def targets(report: dict) -> list:
     """The issue's targets, from this run's numbers (None where a side is missing)."""
     checks = []
     for streams in (8, 32):
-        ours, theirs = _level(report, "leanformers", streams), _level(report, "transformers", streams)
-        if ours is None:
+        ours, theirs = _levels(report, "leanformers", streams), _levels(report, "transformers", streams)
+        if not ours:
             continue
-        theirs = theirs or {}
-        checks.append(_check(f"tokens/s at {streams} streams >= 2x transformers --continuous-batching",
-                             ours["tokens_per_s"], theirs.get("tokens_per_s"), lambda a, b: a >= 2 * b))
-        checks.append(_check(f"p95 latency at {streams} streams below transformers --continuous-batching",
-                             ours["latency_p95_s"], theirs.get("latency_p95_s"), lambda a, b: a < b))
+        reference = "transformers --continuous-batching"
+        for key, name, holds in (
+                ("tokens_per_s", f"tokens/s at {streams} streams >= 2x {reference}", lambda r: r >= 2),
+                ("latency_p95_s", f"p95 latency at {streams} streams below {reference}", lambda r: r < 1)):
+            checks.append(_check(name, [level[key] for level in ours], [level[key] for level in theirs], holds))
         if streams == 8:
-            checks.append(_check("time to first token p50 at 8 streams <= 1 s", ours["ttft_p50_s"], 1.0,
-                                 lambda a, b: a <= b))
-    single, alone = _level(report, "leanformers", 1), report["generate_alone"].get("tokens_per_s")
-    if single is not None:
-        checks.append(_check("single stream tokens/s >= 95% of generate() alone", single["tokens_per_s"], alone,
-                             lambda a, b: a >= 0.95 * b))
+            checks.append(_check("time to first token p50 at 8 streams <= 1 s", [level["ttft_p50_s"] for level in ours],
+                                 [1.0] * len(ours), lambda r: r <= 1))
+    single, alone = _levels(report, "leanformers", 1), report["generate_alone"].get("tokens_per_s")
+    if single:
+        checks.append(_check("single stream tokens/s >= 95% of generate() alone",
+                             [level["tokens_per_s"] for level in single], [alone] * len(single), lambda r: r >= 0.95))
     memory = report["servers"].get("leanformers", {}).get("memory_bound")
     if memory:
-        checks.append(_check(f"peak RSS <= model + KV budget + {MARGIN_MB} MB", memory["peak_rss_mb"],
-                             memory["bound_mb"], lambda a, b: a <= b))
+        checks.append(_check(f"peak RSS <= model + KV budget + {MARGIN_MB} MB", [memory["peak_rss_mb"]],
+                             [memory["bound_mb"]], lambda r: r <= 1))
     return checks
 
 
@@ -369,24 +393,50 @@ def memory_bound(server: Server, model_folder: Path) -> dict:
             "peak_rss_mb": server.memory_mb().get("peak_rss_mb")}
 
 
-def run_server(kind: str, args, log_dir: Path) -> dict:
-    server = Server(kind, args, log_dir)
-    try:
+def start_servers(args, log_dir: Path, servers: dict) -> dict:
+    """Start every server of --servers into `servers` ({kind: Server}) and send each one unmeasured warm-up
+    request; their part of the report."""
+    report = {}
+    for kind in args.servers.split(","):
+        server = servers[kind] = Server(kind, args, log_dir)
         if not server.ready:
-            return {"error": f"did not start within {args.start_seconds:.0f} s; see {log_dir / (kind + '.log')}"}
-        result = {"start_s": server.start_s, "rss_after_start_mb": server.memory_mb().get("rss_mb"), "levels": []}
-        name = server.model_name(args)
-        warm = one_request(server.port, name, PROMPTS[0], 4, time.monotonic() + args.seconds)  # not measured
-        result["warm_up"] = {"latency_s": warm["latency"], "error": warm["error"], "cut": warm["cut"]}
+            log = log_dir / f"{kind}.log"
+            report[kind] = {"error": f"did not start within {args.start_seconds:.0f} s; see {log}"}
+            continue
+        server.name = server.model_name(args)
+        warm = one_request(server.port, server.name, PROMPTS[0], 4, time.monotonic() + args.seconds)
+        report[kind] = {"start_s": server.start_s, "rss_after_start_mb": server.memory_mb().get("rss_mb"),
+                        "warm_up": {"latency_s": warm["latency"], "error": warm["error"], "cut": warm["cut"]},
+                        "levels": []}
+    return report
+
+
+def run_rounds(servers: dict, report: dict, args):
+    """Each round runs every load level on every server in turn (leanformers 1, transformers 1, leanformers 8, ...),
+    so that the machine's drift over the run falls on both sides alike. A level also records the CPU seconds the
+    other, idle servers used meanwhile."""
+    live = {kind: server for kind, server in servers.items() if "error" not in report[kind]}
+    for round_index in range(args.rounds):
         for streams in args.streams:
-            result["levels"].append(load_level(server.port, name, streams, args))
-            server.wait_idle()
-        result.update(server.memory_mb())
-        if kind == "leanformers":
-            result["memory_bound"] = memory_bound(server, Path(args.model))
-        return result
-    finally:
-        server.stop()
+            for kind, server in live.items():
+                others = {other: s.cpu_seconds() for other, s in live.items() if other != kind}
+                level = load_level(server.port, server.name, streams, args)
+                level["round"] = round_index
+                level["idle_servers_cpu_s"] = {other: live[other].cpu_seconds() - before
+                                               for other, before in others.items()}
+                report[kind]["levels"].append(level)
+                server.wait_idle()
+
+
+def finish_servers(servers: dict, report: dict, args):
+    for kind, server in servers.items():
+        try:
+            if "error" not in report.get(kind, {"error": "not started"}):
+                report[kind].update(server.memory_mb())
+                if kind == "leanformers":
+                    report[kind]["memory_bound"] = memory_bound(server, Path(args.model))
+        finally:
+            server.stop()
 
 
 def main(argv=None) -> int:
@@ -405,6 +455,8 @@ def main(argv=None) -> int:
     parser.add_argument("--prefix-cache", type=int, default=0, metavar="TOKENS",
                         help="leanformers serve --prefix-cache TOKENS (transformers' server shares prefix blocks by "
                              "default)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="times every level runs on every server, interleaved (the targets: median of rounds)")
     parser.add_argument("--servers", default="leanformers,transformers",
                         help="leanformers, transformers (--continuous-batching), transformers-default")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/serve.json"))
@@ -416,11 +468,15 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     report = {"model": str(args.model), "max_tokens": args.max_tokens, "requests_per_stream": args.requests,
               "threads": args.threads, "compile": args.compile,
-              "prefix_cache": args.prefix_cache,
+              "prefix_cache": args.prefix_cache, "rounds": args.rounds,
               "seconds_per_level": args.seconds, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
               "generate_alone": generate_alone(args), "servers": {}}
-    for kind in args.servers.split(","):
-        report["servers"][kind] = run_server(kind, args, log_dir)
+    servers = {}
+    try:
+        report["servers"] = start_servers(args, log_dir, servers)
+        run_rounds(servers, report["servers"], args)
+    finally:
+        finish_servers(servers, report.setdefault("servers", {}), args)
     report["targets"], report["wall_s"] = targets(report), time.perf_counter() - started
     report["load_average_after"] = os.getloadavg()
     Path(args.out).write_text(json.dumps(report, indent=2))
@@ -437,21 +493,24 @@ def print_report(report: dict):
     alone = report["generate_alone"]
     print(f"generate() alone: {alone['tokens_per_s']:.1f} tokens/s" if "tokens_per_s" in alone
           else f"generate() alone: {alone}")
-    print(f"{'server':<21}{'streams':>8}{'tok/s':>8}{'req/s':>8}{'p50 s':>8}{'p95 s':>8}{'ttft50':>8}"
-          f"{'ttft95':>8}{'done':>8}{'cut':>8}{'errors':>8}{'RSS MB':>8}")
+    print(f"{'server':<21}{'round':>6}{'streams':>8}{'tok/s':>8}{'req/s':>8}{'p50 s':>8}{'p95 s':>8}{'ttft50':>8}"
+          f"{'ttft95':>8}{'done':>8}{'cut':>8}{'errors':>8}{'idle s':>8}{'RSS MB':>8}")
     for kind, result in report["servers"].items():
         if "error" in result:
             print(f"{kind:<21} {result['error']}")
             continue
-        for level in result["levels"]:
-            print(f"{kind:<21}{level['streams']:>8}" + _cells([level[k] for k in (
+        for level in sorted(result["levels"], key=lambda level: (level["streams"], level["round"])):
+            idle = sum(level["idle_servers_cpu_s"].values())  # CPU the other servers used meanwhile
+            print(f"{kind:<21}{level['round'] + 1:>6}{level['streams']:>8}" + _cells([level[k] for k in (
                 "tokens_per_s", "requests_per_s", "latency_p50_s", "latency_p95_s", "ttft_p50_s", "ttft_p95_s",
-                "completed", "cut", "errors")] + [round(result.get("peak_rss_mb") or 0)]))
+                "completed", "cut", "errors")] + [idle, round(result.get("peak_rss_mb") or 0)]))
             for example in level["error_examples"]:
                 print(f"{'':<21}error: {example}")
     for check in report["targets"]:
         met = {True: "met", False: "NOT met", None: "not measured"}[check["met"]]
-        print(f"target: {check['target']}: {_fmt(check['leanformers'])} vs {_fmt(check['reference'])} -> {met}")
+        ratios = ", ".join(_fmt(r) for r in check["round_ratios"])
+        print(f"target: {check['target']}: {_fmt(check['leanformers'])} vs {_fmt(check['reference'])}, ratio "
+              f"{_fmt(check['ratio'])} -> {met} (medians; each round's ratio: {ratios})")
     print(f"load average before/after: {report['load_average']} / {report['load_average_after']}; "
           f"wall {report['wall_s']:.0f} s")
 
