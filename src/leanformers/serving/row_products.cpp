@@ -25,6 +25,7 @@ constexpr int LANES = 4, ROW_TILE = 6, WIDE_ROW_TILE = 0;
 #endif
 constexpr int BLOCK = 2 * LANES;
 constexpr int64_t PREFETCH = 32 * BLOCK;  // values ahead of the one read: the next blocks' rows, on their way
+constexpr int LINE = 64 / sizeof(float);   // values in a cache line: each line of a row is asked for ahead
 
 typedef float Lanes __attribute__((vector_size(LANES * sizeof(float)), aligned(sizeof(float))));
 
@@ -43,7 +44,7 @@ void tile(const float* x, int64_t ldx, int64_t depth, const float* block, const 
     Lanes weights[VECTORS];
     for (int b = 0; b < BLOCKS; ++b) {
       const float* row = block + b * depth * BLOCK + k * BLOCK;
-      __builtin_prefetch(row + PREFETCH);
+      for (int line = 0; line < BLOCK; line += LINE) __builtin_prefetch(row + PREFETCH + line);
       weights[2 * b] = load(row);
       weights[2 * b + 1] = load(row + LANES);
     }
