@@ -402,8 +402,8 @@ class Engine:
             logits = self._eager_step(tokens, lengths)
         for request in rows:  # every row's new key is stored before any row finishes and moves another's slot
             request.length += 1
-        for request, row in zip(list(rows), logits):
-            self._take(request, row)
+        for request, row, greedy in zip(list(rows), logits, _greedy_tokens(logits, rows)):
+            self._take(request, row, greedy)
 
     def _eager_step(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         key_len = int(lengths.max()) + 1
@@ -428,9 +428,10 @@ class Engine:
         if reasons[0] not in ("length", "stop"):
             raise RuntimeError(f"the warm-up request failed: {reasons[0]}")
 
-    def _take(self, request: GenerationRequest, logits: torch.Tensor):
-        """Choose the next token of `request` from its logits, emit it, and finish the request when it is done."""
-        token, entry = choose_token(logits, request)
+    def _take(self, request: GenerationRequest, logits: torch.Tensor, greedy: int | None = None):
+        """Choose the next token of `request` from its logits (`greedy`: their argmax, when known), emit it, and
+        finish the request when it is done."""
+        token, entry = choose_token(logits, request, greedy)
         request.generated.append(token)
         self.metrics.completion_tokens += 1
         request.emit("token", (token, entry))
@@ -465,10 +466,18 @@ def _padded_prefixes(requests: list, reused: int) -> list:
     return [(layer[0], layer[1]) for layer in padded]
 
 
-def choose_token(logits: torch.Tensor, request: GenerationRequest):
-    """(token id, logprob entry or None) for one row of float32 logits."""
-    if request.temperature == 0:  # numpy's argmax (same first index, NaN first too): ~5 us a row here, torch's ~100
-        token = int(logits.numpy().argmax())
+def _greedy_tokens(logits: torch.Tensor, rows: list) -> list:
+    """The argmax of every row of (rows, vocabulary) float32 logits when a row decodes greedily (else Nones): numpy's
+    argmax (first index, NaN first too) over all rows in one call, ~13 us a row where torch's takes ~60."""
+    if any(request.temperature == 0 for request in rows):
+        return logits.numpy().argmax(axis=1).tolist()
+    return [None] * len(rows)
+
+
+def choose_token(logits: torch.Tensor, request: GenerationRequest, greedy: int | None = None):
+    """(token id, logprob entry or None) for one row of float32 logits (`greedy`: its argmax, when known)."""
+    if request.temperature == 0:
+        token = greedy if greedy is not None else int(logits.numpy().argmax())
     else:
         probs = (logits / request.temperature).softmax(-1)
         if request.top_p < 1.0:
