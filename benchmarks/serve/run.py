@@ -47,6 +47,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -140,7 +141,7 @@ def server_command(kind: str, args, port: int) -> list:
 
 class Server:
     def __init__(self, kind: str, args, log_dir: Path):
-        self.kind, self.port, self.name = kind, free_port(), None
+        self.kind, self.port = kind, free_port()
         self.log = open(log_dir / f"{kind}.log", "w")
         env = dict(process_env(args), PYTHONUNBUFFERED="1")
         started = time.perf_counter()
@@ -148,6 +149,7 @@ class Server:
                                         stderr=subprocess.STDOUT, env=env)
         self.ready = self._wait(args.start_seconds)
         self.start_s = time.perf_counter() - started
+        self.name = self.model_name(args) if self.ready else None
 
     def _wait(self, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -341,11 +343,8 @@ def _levels(report: dict, kind: str, streams: int) -> list:
 
 
 def _median(values):
-    values = sorted(v for v in values if v is not None)
-    if not values:
-        return None
-    middle = len(values) // 2
-    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def _check(name: str, ours: list, theirs: list, holds) -> dict:
@@ -402,7 +401,6 @@ def start_servers(args, log_dir: Path, servers: dict) -> dict:
             log = log_dir / f"{kind}.log"
             report[kind] = {"error": f"did not start within {args.start_seconds:.0f} s; see {log}"}
             continue
-        server.name = server.model_name(args)
         warm = one_request(server.port, server.name, PROMPTS[0], 4, time.monotonic() + args.seconds)
         report[kind] = {"start_s": server.start_s, "rss_after_start_mb": server.memory_mb().get("rss_mb"),
                         "warm_up": {"latency_s": warm["latency"], "error": warm["error"], "cut": warm["cut"]},

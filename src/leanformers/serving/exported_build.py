@@ -168,9 +168,9 @@ def made_constants(runner, own: dict, recipe: dict, block: int | None, release=N
         if fqn not in recipe:
             constants[name] = own[fqn].detach().contiguous()
             continue
-        source = recipe[fqn]["weight"]
+        source, transposed = recipe[fqn]["weight"], recipe[fqn]["transposed"]
         weight = own[source].detach()
-        constants[name] = pack(weight.t() if recipe[fqn]["transposed"] else weight, block)
+        constants[name] = pack(weight.t() if transposed else weight, block)
         if release is not None and id(own[source]) not in read_as_is:
             _release(release, source)
     return constants

@@ -84,7 +84,7 @@ void products(const float* x, int64_t rows, int64_t ldx, int64_t depth, const fl
     int cols = (int)(columns - first * BLOCK < spanned * BLOCK ? columns - first * BLOCK : spanned * BLOCK);
     float padded_bias[2 * BLOCK] = {};
     const float* tile_bias = nullptr;
-    if (bias != nullptr) {  // the last block's bias padded to a whole block
+    if (bias != nullptr) {  // the tile's bias, the last block's padded to a whole block
       std::memcpy(padded_bias, bias + first * BLOCK, cols * sizeof(float));
       tile_bias = padded_bias;
     }
