@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules import module as nn_module
 
+from . import packed_products
+
 
 def few_rows_linear(x, layer):
     """`layer(x)` for an nn.Linear, through `linear` (the fastest form for the number of rows) unless the layer is
@@ -23,14 +25,17 @@ def linear(x, weight, bias=None):
     does not fit in cache 1.3 to 2.5 times as fast as the `x @ weight.T` form on the machines measured; where MKL
     shares rows out poorly (`SPLIT_PAYS`), one row and 33 to 256 rows (a prompt, an encoder forward of a short text)
     share the weight's rows out among torch's threads (`_split_linear`). torch.compile keeps these forms, unless it
-    freezes the weights: inductor then packs them for its own faster kernels. Values agree with F.linear to float32
-    rounding.
+    freezes the weights: inductor then packs them for its own faster kernels, or, where the operator of
+    packed_products.py is loaded (a compiled decoding step loads it), for that one. Values agree with F.linear to
+    float32 rounding.
     """
     # cheapest tests first: this runs for every linear layer of every decoding step
     if (x.dtype is not torch.float32 or weight.dtype is not torch.float32 or not x.is_cpu
             or not weight.is_contiguous() or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
             or torch.jit.is_tracing() or torch.compiler.is_exporting()
             or (torch.compiler.is_compiling() and _compiling_frozen_weights())):
+        if _packed_step_product(x, weight):
+            return packed_products.linear(x, weight, bias)
         return F.linear(x, weight, bias)  # traced or exported: one form for every batch size; frozen: packed kernels
     rows = x.numel() // max(x.shape[-1], 1)
     if not 1 <= rows <= _SPLIT_MAX_ROWS:
@@ -43,6 +48,16 @@ def linear(x, weight, bias=None):
     columns = x.reshape(rows, -1).t()
     out = torch.mm(weight, columns) if bias is None else torch.addmm(bias[:, None], weight, columns)  # (out, rows)
     return out.t().contiguous().view(*x.shape[:-1], weight.shape[0])
+
+
+def _packed_step_product(x, weight) -> bool:
+    """A float32 CPU product of several rows inside a graph torch.compile builds with frozen weights (not an export,
+    no autograd), with packed_products' operator loaded: inductor then packs the weight for it once, as it compiles.
+    One row keeps inductor's own products: both read the weights at the memory's speed, and theirs fuse more."""
+    return (_packed_products_loaded() and x.is_cpu and x.dtype is weight.dtype is torch.float32
+            and x.numel() > x.shape[-1]
+            and torch.compiler.is_compiling() and not torch.compiler.is_exporting() and _compiling_frozen_weights()
+            and not (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad)))
 
 
 def _split_linear(x, weight, bias, rows: int):
@@ -116,6 +131,7 @@ def _compiling_frozen_weights() -> bool:
 # torch.compile reads these once, as it builds a graph (a call would split the graph): what the decorator
 # torch.compiler.assume_constant_result marks, set here because that decorator imports the compiler stack
 _thread_count._dynamo_marked_constant = _compiling_frozen_weights._dynamo_marked_constant = True
+_packed_products_loaded = packed_products.loaded
 
 
 def _plain_linear(module) -> bool:

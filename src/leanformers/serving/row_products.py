@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..packed_products import pack  # noqa: F401 - the build and the step pack with it
+
 SOURCE = Path(__file__).with_name("row_products.cpp")
 
 
@@ -37,16 +39,6 @@ def _(x, packed, bias, columns):
 C_SHIMS = {torch.ops.leanformers.rows_linear.default: [
     "AOTITorchError aoti_torch_cpu_rows_linear(AtenTensorHandle x, AtenTensorHandle packed, AtenTensorHandle* bias, "
     "int64_t columns, AtenTensorHandle* out)"]}
-
-
-def pack(weight: torch.Tensor, block: int) -> torch.Tensor:
-    """A (columns, depth) weight as (blocks, depth, block): each block of `block` output columns with its depth
-    rows contiguous, the last block padded with zeros."""
-    columns, depth = weight.shape
-    blocks = -(-columns // block)
-    if blocks * block > columns:
-        weight = torch.cat([weight, weight.new_zeros(blocks * block - columns, depth)])
-    return weight.reshape(blocks, block, depth).transpose(1, 2).contiguous()
 
 
 class RowsLinear(nn.Module):
