@@ -4,8 +4,8 @@ compiled server's kernel) as the operator `leanformers::packed_linear`.
 Each weight is packed in blocks of output columns (`pack`); under frozen weights inductor computes the packing once,
 as it compiles, and keeps the packed copy as a constant of the step. The kernel reads each block once while a tile of
 rows sums in registers. Steps of several rows call it (2 AVX-512 cores, batch 8, against inductor's own packed GEMMs:
-GPT-2-small 1.25-1.30x, SmolLM2-135M 0.96-1.12x); one row keeps inductor's products, which read the weights as fast
-and fuse more (through the operator GPT-2-small and SmolLM2-135M decoded at 0.85-1.0x). The operator is compiled for
+GPT-2-small 1.26-1.31x, SmolLM2-135M 0.94-1.11x); one row keeps inductor's products, which read the weights as fast
+and fuse more (through the operator GPT-2-small and SmolLM2-135M decoded at 0.82-0.99x). The operator is compiled for
 this processor on first use (~10 s) and kept in inductor's cache folder; where it cannot be built, the steps keep
 inductor's GEMMs.
 """
@@ -48,7 +48,7 @@ def load() -> bool:
 
 
 def loaded() -> bool:
-    """Whether the operator is loaded: compiled steps then call it for their float32 products."""
+    """Whether the operator is loaded: compiled steps then call it for their float32 products of several rows."""
     return _block is not None
 
 
@@ -87,7 +87,8 @@ def _built() -> Path:
     command = [get_cpp_compiler(), "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++20",
                f"-I{torch_dir / 'include'}", f"-I{torch_dir / 'include' / 'torch' / 'csrc' / 'api' / 'include'}",
                str(SOURCES[0]), f"-L{torch_dir / 'lib'}", "-ltorch_cpu", "-lc10", f"-Wl,-rpath,{torch_dir / 'lib'}"]
-    key = hashlib.sha256("\0".join([torch.__version__, torch.backends.cpu.get_cpu_capability(), *command, *(s.read_text() for s in SOURCES)]).encode())
+    made_of = [torch.__version__, torch.backends.cpu.get_cpu_capability(), *command, *(s.read_text() for s in SOURCES)]
+    key = hashlib.sha256("\0".join(made_of).encode())
     path = Path(cache_dir()) / "leanformers" / f"packed_products-{key.hexdigest()[:20]}.so"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
