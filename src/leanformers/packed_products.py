@@ -78,15 +78,22 @@ def _fake(x, packed, bias, columns):
     return x.new_empty(x.shape[0], columns)
 
 
-def _built() -> Path:
-    """The operator's shared library for this processor, built into inductor's cache folder if not there yet."""
+def compile_command(source: Path) -> list[str]:
+    """The command (less `-o OUT`) that builds `source`, row_products.cpp or a file that includes it, into a shared
+    library for this processor, with the C++ compiler inductor uses."""
     from torch._inductor.cpp_builder import get_cpp_compiler
-    from torch._inductor.runtime.cache_dir_utils import cache_dir
 
     torch_dir = Path(torch.__file__).parent
-    command = [get_cpp_compiler(), "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++20",
-               f"-I{torch_dir / 'include'}", f"-I{torch_dir / 'include' / 'torch' / 'csrc' / 'api' / 'include'}",
-               str(SOURCES[0]), f"-L{torch_dir / 'lib'}", "-ltorch_cpu", "-lc10", f"-Wl,-rpath,{torch_dir / 'lib'}"]
+    return [get_cpp_compiler(), "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++20",
+            f"-I{torch_dir / 'include'}", f"-I{torch_dir / 'include' / 'torch' / 'csrc' / 'api' / 'include'}",
+            str(source), f"-L{torch_dir / 'lib'}", "-ltorch_cpu", "-lc10", f"-Wl,-rpath,{torch_dir / 'lib'}"]
+
+
+def _built() -> Path:
+    """The operator's shared library for this processor, built into inductor's cache folder if not there yet."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    command = compile_command(SOURCES[0])
     made_of = [torch.__version__, torch.backends.cpu.get_cpu_capability(), *command, *(s.read_text() for s in SOURCES)]
     key = hashlib.sha256("\0".join(made_of).encode())
     path = Path(cache_dir()) / "leanformers" / f"packed_products-{key.hexdigest()[:20]}.so"

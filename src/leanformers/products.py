@@ -31,12 +31,16 @@ def linear(x, weight, bias=None):
     """
     # cheapest tests first: this runs for every linear layer of every decoding step
     if (x.dtype is not torch.float32 or weight.dtype is not torch.float32 or not x.is_cpu
-            or not weight.is_contiguous() or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
-            or torch.jit.is_tracing() or torch.compiler.is_exporting()
-            or (torch.compiler.is_compiling() and _compiling_frozen_weights())):
-        if _packed_step_product(x, weight):
-            return packed_products.linear(x, weight, bias)
-        return F.linear(x, weight, bias)  # traced or exported: one form for every batch size; frozen: packed kernels
+            or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
+            or torch.jit.is_tracing() or torch.compiler.is_exporting()):
+        return F.linear(x, weight, bias)  # traced or exported: one form for every batch size
+    if torch.compiler.is_compiling() and _compiling_frozen_weights():  # each weight packed once, as it compiles
+        # one row keeps inductor's own products: both read the weights at the memory's speed, and theirs fuse more
+        several_rows = x.numel() > x.shape[-1]
+        return (packed_products.linear(x, weight, bias) if several_rows and packed_products.loaded()
+                else F.linear(x, weight, bias))
+    if not weight.is_contiguous():
+        return F.linear(x, weight, bias)
     rows = x.numel() // max(x.shape[-1], 1)
     if not 1 <= rows <= _SPLIT_MAX_ROWS:
         return F.linear(x, weight, bias)
@@ -48,16 +52,6 @@ def linear(x, weight, bias=None):
     columns = x.reshape(rows, -1).t()
     out = torch.mm(weight, columns) if bias is None else torch.addmm(bias[:, None], weight, columns)  # (out, rows)
     return out.t().contiguous().view(*x.shape[:-1], weight.shape[0])
-
-
-def _packed_step_product(x, weight) -> bool:
-    """A float32 CPU product of several rows inside a graph torch.compile builds with frozen weights (not an export,
-    no autograd), with packed_products' operator loaded: inductor then packs the weight for it once, as it compiles.
-    One row keeps inductor's own products: both read the weights at the memory's speed, and theirs fuse more."""
-    return (_packed_products_loaded() and x.is_cpu and x.dtype is weight.dtype is torch.float32
-            and x.numel() > x.shape[-1]
-            and torch.compiler.is_compiling() and not torch.compiler.is_exporting() and _compiling_frozen_weights()
-            and not (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad)))
 
 
 def _split_linear(x, weight, bias, rows: int):
@@ -131,7 +125,6 @@ def _compiling_frozen_weights() -> bool:
 # torch.compile reads these once, as it builds a graph (a call would split the graph): what the decorator
 # torch.compiler.assume_constant_result marks, set here because that decorator imports the compiler stack
 _thread_count._dynamo_marked_constant = _compiling_frozen_weights._dynamo_marked_constant = True
-_packed_products_loaded = packed_products.loaded
 
 
 def _plain_linear(module) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..packed_products import pack  # noqa: F401 - the build and the step pack with it
+from ..packed_products import compile_command, pack  # noqa: F401 - pack: the build and the step use it
 
 SOURCE = Path(__file__).with_name("row_products.cpp")
 
@@ -74,13 +74,7 @@ def use_row_products(root: nn.Module, block: int) -> dict:
 
 def compile_products(out: Path):
     """row_products.cpp compiled for this processor into the shared library `out` (the compiler inductor uses)."""
-    from torch._inductor.cpp_builder import get_cpp_compiler
-
-    torch_dir = Path(torch.__file__).parent
-    command = [get_cpp_compiler(), "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17",
-               f"-I{torch_dir / 'include'}", str(SOURCE), f"-L{torch_dir / 'lib'}", "-ltorch_cpu",
-               f"-Wl,-rpath,{torch_dir / 'lib'}", "-o", str(out)]
-    subprocess.run(command, check=True, capture_output=True, text=True)
+    subprocess.run([*compile_command(SOURCE), "-o", str(out)], check=True, capture_output=True, text=True)
 
 
 def load_products(path: Path) -> int:
