@@ -7,7 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .products import few_rows_linear, linear  # noqa: F401 - the models import them from here
+from . import step_operators
+from .products import compiling_frozen_weights, few_rows_linear, linear  # noqa: F401 - models import the last two
 
 
 # ---------------------------------------------------------------------- heads
@@ -63,10 +64,12 @@ def attention(q, k, v, mask=None, dropout_p: float = 0.0, want_weights: bool = F
               head_mask=None, is_causal: bool = False):
     """Scaled dot-product attention over (batch, heads, seq, head_dim) tensors -> (output, weights or None).
 
-    SDPA does the work; the explicit path runs only when the attention weights are wanted or a head mask is given,
-    since SDPA exposes neither.
+    SDPA does the work (in a compiled CPU decoding step, step_operators' attention for the one new token); the
+    explicit path runs only when the attention weights are wanted or a head mask is given, since SDPA exposes neither.
     """
     if not want_weights and head_mask is None:
+        if _step_attention_wanted(q, dropout_p) and (mask is not None or not is_causal):
+            return step_operators.step_attention(q, k, v, mask, scale), None
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
                                              is_causal=is_causal and mask is None, scale=scale)
         return out, None
@@ -305,6 +308,8 @@ def grouped_attention(q, k, v, mask=None, is_causal: bool = False, scale: float 
     if mask is not None and mask.shape[1] == 1 and StepAttentionProducts.on and torch.compiler.is_exporting():
         return _stacked_group_attention(q, k, v, mask, scale), None
     if query_len == 1 and (mask is None or mask.shape[1] == 1):
+        if _step_attention_wanted(q, dropout_p):
+            return step_operators.step_attention(q, k, v, mask, scale), None
         q = q.reshape(batch, heads // groups, groups, dim)
         if _step_products_wanted(batch, dropout_p):
             out = _grouped_step_attention(q, k, v, mask, scale)
@@ -333,6 +338,14 @@ class StepAttentionProducts:
 
     def __exit__(self, *exc):
         StepAttentionProducts.on = self.before
+
+
+def _step_attention_wanted(q, dropout_p: float) -> bool:
+    """Whether a compiled CPU decoding step attends its one new token per row through step_operators' operator
+    (compiled with frozen weights, where the operator is loaded)."""
+    return (q.shape[-2] == 1 and not dropout_p and q.dtype is torch.float32 and q.is_cpu
+            and torch.compiler.is_compiling() and not torch.compiler.is_exporting() and compiling_frozen_weights()
+            and step_operators.loaded())
 
 
 def _step_products_wanted(batch: int, dropout_p: float) -> bool:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules import module as nn_module
 
-from . import packed_products
+from . import step_operators
 
 
 def few_rows_linear(x, layer):
@@ -26,7 +26,7 @@ def linear(x, weight, bias=None):
     shares rows out poorly (`SPLIT_PAYS`), one row and 33 to 256 rows (a prompt, an encoder forward of a short text)
     share the weight's rows out among torch's threads (`_split_linear`). torch.compile keeps these forms, unless it
     freezes the weights: inductor then packs them for its own faster kernels, or, where the operator of
-    packed_products.py is loaded (a compiled decoding step loads it), for that one. Values agree with F.linear to
+    step_operators.py is loaded (a compiled decoding step loads it), for that one. Values agree with F.linear to
     float32 rounding.
     """
     # cheapest tests first: this runs for every linear layer of every decoding step
@@ -34,10 +34,10 @@ def linear(x, weight, bias=None):
             or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
             or torch.jit.is_tracing() or torch.compiler.is_exporting()):
         return F.linear(x, weight, bias)  # traced or exported: one form for every batch size
-    if torch.compiler.is_compiling() and _compiling_frozen_weights():  # each weight packed once, as it compiles
+    if torch.compiler.is_compiling() and compiling_frozen_weights():  # each weight packed once, as it compiles
         # one row keeps inductor's own products: both read the weights at the memory's speed, and theirs fuse more
         several_rows = x.numel() > x.shape[-1]
-        return (packed_products.linear(x, weight, bias) if several_rows and packed_products.loaded()
+        return (step_operators.linear(x, weight, bias) if several_rows and step_operators.loaded()
                 else F.linear(x, weight, bias))
     if not weight.is_contiguous():
         return F.linear(x, weight, bias)
@@ -114,7 +114,7 @@ def _thread_count() -> int:
     return torch.get_num_threads()
 
 
-def _compiling_frozen_weights() -> bool:
+def compiling_frozen_weights() -> bool:
     """True when torch.compile freezes the weights: inductor then packs each F.linear weight for its own kernels,
     which run a few rows about twice as fast as MKL (generation/compiled.py)."""
     import torch._inductor.config
@@ -124,7 +124,7 @@ def _compiling_frozen_weights() -> bool:
 
 # torch.compile reads these once, as it builds a graph (a call would split the graph): what the decorator
 # torch.compiler.assume_constant_result marks, set here because that decorator imports the compiler stack
-_thread_count._dynamo_marked_constant = _compiling_frozen_weights._dynamo_marked_constant = True
+_thread_count._dynamo_marked_constant = compiling_frozen_weights._dynamo_marked_constant = True
 
 
 def _plain_linear(module) -> bool:

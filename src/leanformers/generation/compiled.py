@@ -11,7 +11,7 @@ process compiles faster. The first step pays the compilation (30 s to 2 min on a
 says how long it took.
 
 On CPU, inductor compiles the step with the weights frozen into it (`CPU_INDUCTOR_SETTINGS`; `options=` overrides
-each): it packs each product's weight once, for packed_products' operator (built for this processor on first use) or,
+each): it packs each product's weight once, for step_operators' operator (built for this processor on first use) or,
 where that cannot be built, for its own GEMM kernels (autotuning keeps them where they beat MKL's).
 The packed weights are a second copy of the model's; a step compiled with them is dropped when the model's parameters
 change, so that the next step compiles with the new values.
@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import torch
 
-from .. import packed_products
+from .. import step_operators
 from ..allocator import give_back_freed_memory
 from ..cache import SlotCache, StaticCache
 from ..outputs import CausalLMOutputWithPast
@@ -138,7 +138,7 @@ def compiled_decoding(model, generation_config, model_kwargs) -> Callable | None
     device = next(model.parameters()).device
     settings = inductor_settings(config, device)
     if device.type == "cpu" and settings.get("freezing"):
-        packed_products.load()  # its products, packed once as the step compiles (packed_products.py)
+        step_operators.load()  # its products over weights packed once as the step compiles, its attention
     return _DecodingStep(model, cache_name, *_compiled(model, config), settings)
 
 

@@ -37,17 +37,16 @@ def _check_min_tokens(min_tokens_to_keep):
     _check_positive_int("min_tokens_to_keep", min_tokens_to_keep)
 
 
-def _vocab_mask(processor, token_ids: torch.Tensor, scores) -> torch.Tensor:
-    """(vocab,) bool mask, True at `token_ids`; kept on the processor since it is the same at every step."""
+def _without_tokens(processor, token_ids: torch.Tensor, scores) -> torch.Tensor:
+    """`scores` with -inf at `token_ids` (those inside the vocabulary), as a new tensor. The ids inside the vocabulary
+    are kept on the processor, the same at every step; index_fill touches only their columns, where a masked_fill
+    with a (vocab,) mask took 8x as long at a (8, 49152) step."""
     key = (scores.shape[-1], scores.device)
-    cached = processor.__dict__.get("_vocab_masks")
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    mask = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
-    ids = token_ids.to(scores.device)
-    mask[ids[(ids >= 0) & (ids < scores.shape[-1])]] = True
-    processor._vocab_masks = (key, mask)
-    return mask
+    cached = processor.__dict__.get("_vocab_ids")
+    if cached is None or cached[0] != key:
+        ids = token_ids.to(scores.device, torch.long)
+        cached = processor._vocab_ids = (key, ids[(ids >= 0) & (ids < scores.shape[-1])])
+    return scores.index_fill(-1, cached[1], NEG_INF)
 
 
 class LogitsProcessor:
@@ -102,7 +101,7 @@ class MinLengthLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids, scores):
         if input_ids.shape[-1] >= self.min_length:
             return scores
-        return scores.masked_fill(_vocab_mask(self, self.eos_token_id, scores), NEG_INF)
+        return _without_tokens(self, self.eos_token_id, scores)
 
 
 class MinNewTokensLengthLogitsProcessor(LogitsProcessor):
@@ -118,7 +117,7 @@ class MinNewTokensLengthLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids, scores):
         if input_ids.shape[-1] - self.prompt_length_to_skip >= self.min_new_tokens:
             return scores
-        return scores.masked_fill(_vocab_mask(self, self.eos_token_id, scores), NEG_INF)
+        return _without_tokens(self, self.eos_token_id, scores)
 
 
 # ---------------------------------------------------------------------- penalties
@@ -530,7 +529,7 @@ class SuppressTokensLogitsProcessor(LogitsProcessor):
         self.suppress_tokens = torch.tensor(list(suppress_tokens), device=device)
 
     def __call__(self, input_ids, scores):
-        return scores.masked_fill(_vocab_mask(self, self.suppress_tokens, scores), NEG_INF)
+        return _without_tokens(self, self.suppress_tokens, scores)
 
 
 class SuppressTokensAtBeginLogitsProcessor(LogitsProcessor):
@@ -546,7 +545,7 @@ class SuppressTokensAtBeginLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids, scores):
         if input_ids.shape[-1] != self.begin_index:
             return scores
-        return scores.masked_fill(_vocab_mask(self, self.begin_suppress_tokens, scores), NEG_INF)
+        return _without_tokens(self, self.begin_suppress_tokens, scores)
 
 
 class HammingDiversityLogitsProcessor(LogitsProcessor):

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..packed_products import compile_command, pack  # noqa: F401 - pack: the build and the step use it
+from ..step_operators import compile_command, pack  # noqa: F401 - pack: the build and the step use it
 
 SOURCE = Path(__file__).with_name("row_products.cpp")
 
