@@ -94,8 +94,9 @@ inline Lanes exp_lanes(Lanes x) {
   return p * (Lanes)((n + 127) << 23);
 }
 
-// One query head's attention: out = softmax(q . keys * scale + mask) . values over the keys the mask keeps (a key
-// masked with -inf or the lowest float weighs exactly 0 either way); `scores` and `kept` hold `length` + LANES.
+// One query head's attention: out = softmax(q . keys * scale + mask) . values over the keys the mask keeps. A key
+// masked with -inf or the lowest float weighs exactly 0 in SDPA too, unless every key is masked (then zeros here, as
+// SDPA gives for -inf). `scores` and `kept` hold `length` + LANES values.
 template <int VECTORS>
 void one_query(const float* q, const float* keys, const float* values, int64_t key_stride, int64_t value_stride,
                int64_t length, int64_t dim, const float* mask, int64_t mask_stride, float scale, float* scores,
@@ -109,7 +110,7 @@ void one_query(const float* q, const float* keys, const float* values, int64_t k
     top = score > top ? score : top;
     kept[count] = s, scores[count++] = score;
   }
-  if (count == 0) {  // every key masked: zeros, as SDPA gives
+  if (count == 0) {
     std::memset(out, 0, dim * sizeof(float));
     return;
   }
