@@ -343,9 +343,10 @@ class StepAttentionProducts:
 def _step_attention_wanted(q, dropout_p: float) -> bool:
     """Whether a compiled CPU decoding step attends its one new token per row through step_operators' operator
     (compiled with frozen weights, where the operator is loaded)."""
-    return (q.shape[-2] == 1 and not dropout_p and q.dtype is torch.float32 and q.is_cpu
-            and torch.compiler.is_compiling() and not torch.compiler.is_exporting() and compiling_frozen_weights()
-            and step_operators.loaded())
+    # compiling first: a TorchScript trace must not read the sizes (it warns that they become constants)
+    return (torch.compiler.is_compiling() and not torch.compiler.is_exporting() and compiling_frozen_weights()
+            and step_operators.loaded() and q.shape[-2] == 1 and not dropout_p and q.dtype is torch.float32
+            and q.is_cpu)
 
 
 def _step_products_wanted(batch: int, dropout_p: float) -> bool:

@@ -76,8 +76,8 @@ void weighted_sum(const float* weights, const int64_t* kept, int64_t count, cons
   }
 }
 
-// e^x for x <= 0 (Cephes' expf: x = n ln2 + r, e^r by a polynomial, 2^n in the exponent bits); below -87 it
-// gives ~2^-126 instead of 0, where the keys it weighs are a float's rounding of nothing.
+// e^x for x <= 0 (Cephes' expf: x = n ln2 + r, e^r by a polynomial, 2^n in the exponent bits). Below -87 it gives
+// ~2^-126 for what is smaller still: either way nothing beside the top score's weight of 1.
 inline Lanes exp_lanes(Lanes x) {
   x = x < -87.0f ? Lanes{} - 87.0f : x;
   Lanes t = x * 1.44269504088896341f + 0.5f;
