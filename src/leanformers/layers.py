@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from . import step_operators
-from .products import compiling_frozen_weights, few_rows_linear, linear  # noqa: F401 - models import the last two
+from .products import few_rows_linear, linear  # noqa: F401 - the models import them from here
 
 
 # ---------------------------------------------------------------------- heads
@@ -343,9 +343,8 @@ class StepAttentionProducts:
 def _step_attention_wanted(q, dropout_p: float) -> bool:
     """Whether a compiled CPU decoding step attends its one new token per row through step_operators' operator
     (compiled with frozen weights, where the operator is loaded)."""
-    # compiling first: a TorchScript trace must not read the sizes (it warns that they become constants)
-    return (torch.compiler.is_compiling() and not torch.compiler.is_exporting() and compiling_frozen_weights()
-            and step_operators.loaded() and q.shape[-2] == 1 and not dropout_p and q.dtype is torch.float32
+    # the step first: a TorchScript trace must not read the sizes (it warns that they become constants)
+    return (step_operators.building_step() and q.shape[-2] == 1 and not dropout_p and q.dtype is torch.float32
             and q.is_cpu)
 
 

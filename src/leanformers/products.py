@@ -34,7 +34,7 @@ def linear(x, weight, bias=None):
             or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
             or torch.jit.is_tracing() or torch.compiler.is_exporting()):
         return F.linear(x, weight, bias)  # traced or exported: one form for every batch size
-    if torch.compiler.is_compiling() and compiling_frozen_weights():  # each weight packed once, as it compiles
+    if torch.compiler.is_compiling() and step_operators.compiling_frozen_weights():  # weights packed as it compiles
         # one row keeps inductor's own products: both read the weights at the memory's speed, and theirs fuse more
         several_rows = x.numel() > x.shape[-1]
         return (step_operators.linear(x, weight, bias) if several_rows and step_operators.loaded()
@@ -114,17 +114,9 @@ def _thread_count() -> int:
     return torch.get_num_threads()
 
 
-def compiling_frozen_weights() -> bool:
-    """True when torch.compile freezes the weights: inductor then packs each F.linear weight for its own kernels,
-    which run a few rows about twice as fast as MKL (generation/compiled.py)."""
-    import torch._inductor.config
-
-    return bool(torch._inductor.config.freezing)
-
-
-# torch.compile reads these once, as it builds a graph (a call would split the graph): what the decorator
+# torch.compile reads it once, as it builds a graph (a call would split the graph): what the decorator
 # torch.compiler.assume_constant_result marks, set here because that decorator imports the compiler stack
-_thread_count._dynamo_marked_constant = compiling_frozen_weights._dynamo_marked_constant = True
+_thread_count._dynamo_marked_constant = True
 
 
 def _plain_linear(module) -> bool:
