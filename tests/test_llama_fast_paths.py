@@ -22,12 +22,14 @@ def _head(vocab=300, width=24, bias=False):
     return nn.Linear(width, vocab, bias=bias)
 
 
-@pytest.fixture(params=["amd", "intel"])
+@pytest.fixture(params=["amd", "amd-avx512", "intel"])
 def processor_forms(request, monkeypatch):
-    """Each processor family's choice of forms (products.py), whichever processor runs the test."""
-    split, column_rows = (True, 2) if request.param == "amd" else (False, 16)
+    """Each processor family's choice of forms (products.py), whichever processor runs the test (oneDNN's kernels
+    run on any x86 processor)."""
+    split, column_rows = (False, 16) if request.param == "intel" else (True, 2)
     monkeypatch.setattr(products, "SPLIT_PAYS", split)
     monkeypatch.setattr(products, "_COLUMN_FORM_ROWS", column_rows)
+    monkeypatch.setattr(products, "ONEDNN_PAYS", request.param == "amd-avx512")
     return request.param
 
 
@@ -86,13 +88,19 @@ def test_split_over_threads_matches_the_linear_layer(processor_forms, threads, c
 
 @pytest.mark.parametrize("rows", [1, 8, 16, 40])
 def test_each_processor_family_takes_its_measured_form(processor_forms, monkeypatch, rows):
-    split, columns = [], []
+    split, columns, onednn = [], [], []
     monkeypatch.setattr(products, "_split_linear", lambda *args: split.append(rows) or nn.functional.linear(*args[:3]))
     monkeypatch.setattr(torch, "mm", lambda *args: columns.append(rows) or torch.matmul(*args))
+    monkeypatch.setattr(products.packed_weights, "linear",
+                        lambda *args: onednn.append(rows) or nn.functional.linear(*args[:3]))
     torch.manual_seed(0)
     weight = torch.randn(1024, 256)  # 1 MiB: large enough to be split
     with torch.inference_mode():
         products.linear(torch.randn(rows, 256), weight)
+    if processor_forms == "amd-avx512":  # oneDNN from two rows on, one row split
+        assert (split, columns, onednn) == (([rows], [], []) if rows == 1 else ([], [], [rows]))
+        return
+    assert onednn == []
     if processor_forms == "amd":
         assert (split, columns) == (([], [rows]) if 2 <= rows <= 32 else ([rows], []))
     else:  # Intel: MKL's own form but for 16-32 rows

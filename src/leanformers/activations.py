@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as nn_module
 
+from . import products
 from .layers import activation
 
 # activations that are torch.nn classes in Transformers too, so that isinstance checks agree
@@ -40,10 +42,22 @@ def activation_module(name) -> nn.Module:
 def run_activation(module: nn.Module, x):
     """`module(x)`, with the function of an `Activation` called directly when nothing hooks or patches the module:
     the module call costs microseconds, as much as the activation itself on a decoding step's few rows."""
-    if (type(module) is not Activation or module._forward_hooks or module._forward_pre_hooks
-            or "forward" in module.__dict__ or nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks):
-        return module(x)
-    return module.function(x)
+    return module.function(x) if _plain_activation(module) else module(x)
+
+
+def _plain_activation(module: nn.Module) -> bool:
+    """An `Activation` whose call is exactly its function: not a subclass, not patched or hooked."""
+    return not (type(module) is not Activation or module._forward_hooks or module._forward_pre_hooks
+                or "forward" in module.__dict__ or nn_module._global_forward_hooks
+                or nn_module._global_forward_pre_hooks)
+
+
+def linear_then_activation(x, layer: nn.Linear, module: nn.Module):
+    """`module(layer(x))`, with an exact GELU computed inside the product's kernel where products.linear_gelu can
+    (nothing hooks or patches either module)."""
+    if _plain_activation(module) and module.function is F.gelu and products.plain_linear(layer):
+        return products.linear_gelu(x, layer.weight, layer.bias)
+    return module(products.few_rows_linear(x, layer))
 
 
 def pruneable_heads(heads, num_heads: int, head_size: int, already_pruned: set) -> tuple[set, torch.Tensor]:

@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules import module as nn_module
 
-from . import step_operators
+from . import packed_weights, step_operators
 
 
 def few_rows_linear(x, layer):
     """`layer(x)` for an nn.Linear, through `linear` (the fastest form for the number of rows) unless the layer is
     wrapped, patched or hooked, in which case the layer itself is called."""
-    return linear(x, layer.weight, layer.bias) if _plain_linear(layer) else layer(x)
+    return linear(x, layer.weight, layer.bias) if plain_linear(layer) else layer(x)
 
 
 def linear(x, weight, bias=None):
@@ -24,15 +24,14 @@ def linear(x, weight, bias=None):
     to 32 rows on AMD, 16 to 32 on Intel: `_COLUMN_FORM_ROWS`) runs as `weight @ x.T`, which streams a weight that
     does not fit in cache 1.3 to 2.5 times as fast as the `x @ weight.T` form on the machines measured; where MKL
     shares rows out poorly (`SPLIT_PAYS`), one row and 33 to 256 rows (a prompt, an encoder forward of a short text)
-    share the weight's rows out among torch's threads (`_split_linear`). torch.compile keeps these forms, unless it
-    freezes the weights: inductor then packs them for its own faster kernels, or, where the operator of
+    share the weight's rows out among torch's threads (`_split_linear`). Where oneDNN pays (`ONEDNN_PAYS`), two rows
+    or more run through oneDNN on a packed copy of the weight (packed_weights.py). torch.compile keeps these forms
+    but oneDNN's, unless it freezes the weights: inductor then packs them for its own faster kernels, or, where the operator of
     step_operators.py is loaded (a compiled decoding step loads it), for that one. Values agree with F.linear to
     float32 rounding.
     """
     # cheapest tests first: this runs for every linear layer of every decoding step
-    if (x.dtype is not torch.float32 or weight.dtype is not torch.float32 or not x.is_cpu
-            or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
-            or torch.jit.is_tracing() or torch.compiler.is_exporting()):
+    if not _eager_float32(x, weight):
         return F.linear(x, weight, bias)  # traced or exported: one form for every batch size
     if torch.compiler.is_compiling() and step_operators.compiling_frozen_weights():  # weights packed as it compiles
         # one row keeps inductor's own products: both read the weights at the memory's speed, and theirs fuse more
@@ -41,6 +40,8 @@ def linear(x, weight, bias=None):
                 else F.linear(x, weight, bias))
     if not weight.is_contiguous():
         return F.linear(x, weight, bias)
+    if _onednn_form(x):
+        return packed_weights.linear(x, weight, bias)
     rows = x.numel() // max(x.shape[-1], 1)
     if not 1 <= rows <= _SPLIT_MAX_ROWS:
         return F.linear(x, weight, bias)
@@ -52,6 +53,28 @@ def linear(x, weight, bias=None):
     columns = x.reshape(rows, -1).t()
     out = torch.mm(weight, columns) if bias is None else torch.addmm(bias[:, None], weight, columns)  # (out, rows)
     return out.t().contiguous().view(*x.shape[:-1], weight.shape[0])
+
+
+def linear_gelu(x, weight, bias=None):
+    """F.gelu(linear(x, weight, bias)) (the exact GELU), inside oneDNN's product where `linear` takes oneDNN."""
+    if _eager_float32(x, weight) and weight.is_contiguous() and _onednn_form(x):
+        return packed_weights.linear(x, weight, bias, "gelu")
+    return F.gelu(linear(x, weight, bias))
+
+
+def _eager_float32(x, weight) -> bool:
+    """Float32 on CPU without autograd, not traced or exported: where the forms of this module apply."""
+    return not (x.dtype is not torch.float32 or weight.dtype is not torch.float32 or not x.is_cpu
+                or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
+                or torch.jit.is_tracing() or torch.compiler.is_exporting())
+
+
+def _onednn_form(x) -> bool:
+    """Two rows or more where oneDNN pays; not while torch.compile traces (the packed copies live outside its
+    graph), under a torch function mode (batch_invariant must see F.linear) or under autocast (which would not cast
+    the oneDNN call)."""
+    return (ONEDNN_PAYS and x.numel() > x.shape[-1] and not torch.compiler.is_compiling()
+            and not torch._C._is_torch_function_mode_enabled() and not torch.is_autocast_enabled("cpu"))
 
 
 def _split_linear(x, weight, bias, rows: int):
@@ -107,6 +130,9 @@ def _cpu_vendor(cpuinfo: str = "/proc/cpuinfo") -> str:
 # at 16 rows, even at 8). Other processors keep the forms first measured (AMD's).
 INTEL = _cpu_vendor() == "GenuineIntel"
 SPLIT_PAYS = not INTEL
+# On an AMD EPYC with AVX-512, oneDNN's products of packed weights beat every MKL form from two rows on (2-5x:
+# packed_weights.py); one row keeps the split.
+ONEDNN_PAYS = not INTEL and packed_weights.avx512()
 _COLUMN_FORM_ROWS = 16 if INTEL else 2  # fewest rows run as weight @ x.T
 
 
@@ -119,7 +145,7 @@ def _thread_count() -> int:
 _thread_count._dynamo_marked_constant = True
 
 
-def _plain_linear(module) -> bool:
+def plain_linear(module) -> bool:
     """An nn.Linear whose call is exactly F.linear: no subclass, no replaced forward, no hook of its own or global."""
     if (type(module) is not torch.nn.Linear or "forward" in module.__dict__ or module._forward_hooks
             or module._forward_pre_hooks):

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..configuration import PretrainedConfig
 from ..errors import ConfigError
-from ..activations import activation_module, prune_attention_heads
+from ..activations import activation_module, linear_then_activation, prune_attention_heads
 from ..chunking import apply_in_chunks
 from ..layers import (additive_mask, attention, cached_key_values, decoder_mask, expand_head_mask, few_rows_linear,
                       merge_heads, output_flags, padding_mask, seq2seq_cache, split_heads)
@@ -133,7 +133,7 @@ class BertIntermediate(nn.Module):
         self.intermediate_act_fn = activation_module(config.hidden_act)
 
     def forward(self, hidden):
-        return self.intermediate_act_fn(few_rows_linear(hidden, self.dense))
+        return linear_then_activation(hidden, self.dense, self.intermediate_act_fn)
 
 
 class BertPredictionHeadTransform(nn.Module):
