@@ -6,7 +6,9 @@ import pytest
 import torch
 
 import leanformers
+from leanformers import products
 from leanformers.models import bert_heads as bert
+from leanformers.packed_weights import linear as packed_weights_linear
 
 from .encoder_parity import (check_cross_attention, check_embeds_and_positions, check_head,
                              check_head_mask_against_legacy, check_problem_type, check_reload_by_reference,
@@ -39,6 +41,18 @@ def test_head_matches_reference(saved, name):
     folder, reference = saved(name)
     assert getattr(leanformers, name) is getattr(bert, name)
     check_head(getattr(bert, name), getattr(leanformers, HEADS[name][0]), folder, reference, name)
+
+
+@pytest.mark.parametrize("name", ["BertModel", "BertForMaskedLM"])
+def test_head_matches_reference_through_onednn(saved, name, monkeypatch):
+    """The products and the GELU through oneDNN on packed weights (the form taken where MKL lacks AVX-512)."""
+    monkeypatch.setattr(products, "ONEDNN_PAYS", True)
+    calls = []
+    monkeypatch.setattr(products.packed_weights, "linear",
+                        lambda *args: calls.append(args[3:]) or packed_weights_linear(*args))
+    folder, reference = saved(name)
+    check_head(getattr(bert, name), getattr(leanformers, HEADS[name][0]), folder, reference, name)
+    assert ("gelu",) in calls and () in calls
 
 
 @pytest.mark.parametrize("name", ["BertModel", "BertForMaskedLM", "BertForSequenceClassification"])
