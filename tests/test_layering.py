@@ -23,7 +23,7 @@ FLOORS = [
     {"configuration", "outputs", "gguf"},
     {"tokenization"},
     {"cache", "layers", "generation", "disentangled_attention", "sliding_window", "adaptive_softmax",
-     "relative_attention", "chunking", "activations", "quantize", "products", "step_operators"},
+     "relative_attention", "chunking", "activations", "quantize", "products", "step_operators", "packed_weights"},
     {"checkpoint", "tf_checkpoint", "resizing", "loading", "modeling"},
     {"models", "heads"},
     {"auto", "encoder_decoder"},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from .. import packed_weights
 from .app import build_state, create_app
 from .served import load
 
@@ -23,6 +24,8 @@ def serve(model: str | None = None, gguf_file: str | None = None, task: str | No
     """Serve `model` (default: the embedded SmolLM2-135M-Instruct GGUF) over HTTP; returns when stopped."""
     import uvicorn
 
+    # a server's memory is its model and key/value budget: oneDNN's products (where they are taken) pack per call
+    packed_weights.KEEP_PACKED = False
     served = load(model, gguf_file=gguf_file, task=task, device=device, dtype=dtype)
     state = build_state(served, max_batch=max_batch, max_queue=max_queue, max_len=max_len,
                         invariant=batch_invariant, api_key=api_key, prefill_chunk=prefill_chunk, compile=compile,
