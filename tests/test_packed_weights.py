@@ -50,6 +50,14 @@ def test_a_weight_changed_in_place_or_replaced_is_packed_again(onednn):
         torch.testing.assert_close(products.linear(x, layer.weight, layer.bias), layer(x), rtol=1e-5, atol=1e-5)
 
 
+def test_a_weight_made_under_inference_mode(onednn):
+    with torch.inference_mode():
+        layer, x = nn.Linear(32, 48), torch.randn(4, 32)  # an inference tensor counts no versions
+        torch.testing.assert_close(products.linear(x, layer.weight, layer.bias), layer(x), rtol=1e-5, atol=1e-5)
+        layer.weight.data = torch.randn(48, 32)
+        torch.testing.assert_close(products.linear(x, layer.weight, layer.bias), layer(x), rtol=1e-5, atol=1e-5)
+
+
 def test_the_packed_copy_goes_with_its_weight(onednn):
     weight = torch.randn(16, 8)
     with torch.no_grad():

@@ -47,9 +47,9 @@ def run_activation(module: nn.Module, x):
 
 def _plain_activation(module: nn.Module) -> bool:
     """An `Activation` whose call is exactly its function: not a subclass, not patched or hooked."""
-    return not (type(module) is not Activation or module._forward_hooks or module._forward_pre_hooks
-                or "forward" in module.__dict__ or nn_module._global_forward_hooks
-                or nn_module._global_forward_pre_hooks)
+    return (type(module) is Activation and not module._forward_hooks and not module._forward_pre_hooks
+            and "forward" not in module.__dict__ and not nn_module._global_forward_hooks
+            and not nn_module._global_forward_pre_hooks)
 
 
 def linear_then_activation(x, layer: nn.Linear, module: nn.Module):

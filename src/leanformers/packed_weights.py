@@ -3,11 +3,12 @@
 On an AMD processor with AVX-512 (measured: an AMD EPYC, 2 threads), MKL's float32 products run at ~165 GFLOP/s,
 apparently on its AVX2 kernels, while oneDNN's reach ~400 with the weight in its packed layout: BERT-base's layer
 products at 128 rows 2.2-2.5x, 8 rows 3.9-5.2x, and its whole forward 1x128 2.4x. With the plain weight oneDNN
-reorders it at every call (a BERT-base forward at 1x128 ~15% slower than packed; even at 8x128). One row keeps
-the forms of products.py (it streams the weight from memory either way).
+reorders it at every call (a BERT-base forward at 1x128 ~15% slower than packed, the same at 8x128). One row
+keeps the forms of products.py (it streams the weight from memory either way).
 
 The packed copy is made at a weight's first product of several rows and kept while the weight lives, beside it:
-those weights take twice their memory. It is made again if the weight is changed in place. Set
+those weights take twice their memory. It is made again if the weight is changed in place (or, for a weight made
+under inference_mode, which counts no versions, given new storage). Set
 LEANFORMERS_PACKED_WEIGHTS=0 for oneDNN's products of the plain weight instead (no copy).
 """
 
@@ -41,7 +42,8 @@ def linear(x, weight, bias=None, activation: str = "none"):
 
 
 def _packed_weight(weight):
-    state = (weight._version, weight.data_ptr())
+    # tensors made under inference_mode count no versions: for them only a new address is seen
+    state = (None if weight.is_inference() else weight._version, weight.data_ptr())
     entry = _packed.get(weight)
     if entry is None or entry[0] != state:
         entry = (state, torch.ops.mkldnn._reorder_linear_weight(weight, PACKING_ROWS))

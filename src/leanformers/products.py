@@ -26,9 +26,9 @@ def linear(x, weight, bias=None):
     shares rows out poorly (`SPLIT_PAYS`), one row and 33 to 256 rows (a prompt, an encoder forward of a short text)
     share the weight's rows out among torch's threads (`_split_linear`). Where oneDNN pays (`ONEDNN_PAYS`), two rows
     or more run through oneDNN on a packed copy of the weight (packed_weights.py). torch.compile keeps these forms
-    but oneDNN's, unless it freezes the weights: inductor then packs them for its own faster kernels, or, where the operator of
-    step_operators.py is loaded (a compiled decoding step loads it), for that one. Values agree with F.linear to
-    float32 rounding.
+    but oneDNN's, unless it freezes the weights: inductor then packs them for its own faster kernels, or, where the
+    operator of step_operators.py is loaded (a compiled decoding step loads it), for that one. Values agree with
+    F.linear to float32 rounding.
     """
     # cheapest tests first: this runs for every linear layer of every decoding step
     if not _eager_float32(x, weight):
@@ -64,9 +64,9 @@ def linear_gelu(x, weight, bias=None):
 
 def _eager_float32(x, weight) -> bool:
     """Float32 on CPU without autograd, not traced or exported: where the forms of this module apply."""
-    return not (x.dtype is not torch.float32 or weight.dtype is not torch.float32 or not x.is_cpu
-                or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
-                or torch.jit.is_tracing() or torch.compiler.is_exporting())
+    return (x.dtype is torch.float32 and weight.dtype is torch.float32 and x.is_cpu
+            and not (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
+            and not torch.jit.is_tracing() and not torch.compiler.is_exporting())
 
 
 def _onednn_form(x) -> bool:
