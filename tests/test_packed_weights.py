@@ -34,6 +34,27 @@ def test_products_equal_f_linear(onednn, shape, bias):
     assert layer.weight in packed_weights._packed
 
 
+@pytest.mark.parametrize("x_shape, weight_shape, bias_shape", [((4, 10), (5, 12), None), ((4, 4), (0, 4), None),
+                                                             ((4, 4), (5, 4), (3,)), ((4, 4), (4,), None)])
+@pytest.mark.parametrize("forms", ["onednn", "amd"])
+def test_operands_oneDNN_cannot_take_get_f_linear(monkeypatch, forms, x_shape, weight_shape, bias_shape):
+    """F.linear's answer or its error (which names the shapes), never oneDNN's; a one-dimensional weight also on
+    products.py's other forms."""
+    monkeypatch.setattr(products, "ONEDNN_PAYS", forms == "onednn")
+    monkeypatch.setattr(products, "SPLIT_PAYS", True)
+    monkeypatch.setattr(products, "_COLUMN_FORM_ROWS", 2)
+    x, weight = torch.randn(x_shape), torch.randn(weight_shape)
+    bias = None if bias_shape is None else torch.randn(bias_shape)
+    with torch.no_grad():
+        try:
+            want = F.linear(x, weight, bias)
+        except RuntimeError as error:
+            with pytest.raises(RuntimeError, match=str(error)[:20]):
+                products.linear(x, weight, bias)
+        else:
+            torch.testing.assert_close(products.linear(x, weight, bias), want)
+
+
 def test_a_non_contiguous_input(onednn):
     weight, x = torch.randn(64, 32), torch.randn(6, 10, 32)[:, ::3]
     with torch.no_grad():

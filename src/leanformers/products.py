@@ -38,9 +38,9 @@ def linear(x, weight, bias=None):
         several_rows = x.numel() > x.shape[-1]
         return (step_operators.linear(x, weight, bias) if several_rows and step_operators.loaded()
                 else F.linear(x, weight, bias))
-    if not weight.is_contiguous():
+    if weight.dim() != 2 or not weight.is_contiguous():
         return F.linear(x, weight, bias)
-    if _onednn_form(x):
+    if _onednn_form(x, weight, bias):
         return packed_weights.linear(x, weight, bias)
     rows = x.numel() // max(x.shape[-1], 1)
     if not 1 <= rows <= _SPLIT_MAX_ROWS:
@@ -57,7 +57,7 @@ def linear(x, weight, bias=None):
 
 def linear_gelu(x, weight, bias=None):
     """F.gelu(linear(x, weight, bias)) (the exact GELU), inside oneDNN's product where `linear` takes oneDNN."""
-    if _eager_float32(x, weight) and weight.is_contiguous() and _onednn_form(x):
+    if _eager_float32(x, weight) and weight.is_contiguous() and _onednn_form(x, weight, bias):
         return packed_weights.linear(x, weight, bias, "gelu")
     return F.gelu(linear(x, weight, bias))
 
@@ -69,12 +69,14 @@ def _eager_float32(x, weight) -> bool:
             and not torch.jit.is_tracing() and not torch.compiler.is_exporting())
 
 
-def _onednn_form(x) -> bool:
-    """Two rows or more where oneDNN pays; not while torch.compile traces (the packed copies live outside its
-    graph), under a torch function mode (batch_invariant must see F.linear) or under autocast (which would not cast
-    the oneDNN call)."""
-    return (ONEDNN_PAYS and x.numel() > x.shape[-1] and not torch.compiler.is_compiling()
-            and not torch._C._is_torch_function_mode_enabled() and not torch.is_autocast_enabled("cpu"))
+def _onednn_form(x, weight, bias) -> bool:
+    """Two rows or more where oneDNN pays, of operands F.linear accepts (else its error is the clearer); not while
+    torch.compile traces (the packed copies live outside its graph), under a torch function mode (batch_invariant
+    must see F.linear) or under autocast (which would not cast the oneDNN call)."""
+    return (ONEDNN_PAYS and x.numel() > x.shape[-1] and weight.dim() == 2 and weight.shape[1] == x.shape[-1]
+            and weight.shape[0] > 0 and (bias is None or bias.shape == weight.shape[:1])
+            and not torch.compiler.is_compiling() and not torch._C._is_torch_function_mode_enabled()
+            and not torch.is_autocast_enabled("cpu"))
 
 
 def _split_linear(x, weight, bias, rows: int):
