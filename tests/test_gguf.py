@@ -181,7 +181,11 @@ def assert_same_weights(ours, theirs):
 def assert_same_logits(ours, theirs, vocab: int):
     ids = torch.randint(3, vocab, (2, 9), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        torch.testing.assert_close(ours(ids).logits, theirs(ids).logits, atol=1e-4, rtol=1e-4)
+        expected = theirs(ids).logits
+        # float32 rounding grows with the sums' terms: dequantized random weights give logits of magnitude ~200
+        # here, and a product summed in another order (oneDNN's, on AMD) differs from MKL's by ~1e-4 at that scale
+        atol = 1e-4 + 1e-6 * expected.abs().max().item()
+        torch.testing.assert_close(ours(ids).logits, expected, atol=atol, rtol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------- tests

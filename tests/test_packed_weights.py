@@ -71,6 +71,29 @@ def test_a_weight_changed_in_place_or_replaced_is_packed_again(onednn):
         torch.testing.assert_close(products.linear(x, layer.weight, layer.bias), layer(x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_an_optimizer_step_drops_the_copies(onednn, fused):
+    """A fused optimizer changes the weights without counting a version."""
+    torch.manual_seed(0)
+    layer, x = nn.Linear(32, 48), torch.randn(4, 32)
+    optimizer = torch.optim.AdamW(layer.parameters(), lr=0.1, fused=fused)
+    with torch.no_grad():
+        products.linear(x, layer.weight, layer.bias)
+    layer(x).square().sum().backward()
+    optimizer.step()
+    with torch.no_grad():
+        torch.testing.assert_close(products.linear(x, layer.weight, layer.bias), layer(x), rtol=1e-5, atol=1e-5)
+
+
+def test_forget_after_a_change_through_data(onednn):
+    layer, x = nn.Linear(32, 48), torch.randn(4, 32)
+    with torch.no_grad():
+        products.linear(x, layer.weight, layer.bias)
+        layer.weight.data.mul_(-2)  # .data counts no version
+        packed_weights.forget()
+        torch.testing.assert_close(products.linear(x, layer.weight, layer.bias), layer(x), rtol=1e-5, atol=1e-5)
+
+
 def test_a_weight_made_under_inference_mode(onednn):
     with torch.inference_mode():
         layer, x = nn.Linear(32, 48), torch.randn(4, 32)  # an inference tensor counts no versions

@@ -8,7 +8,7 @@ keeps the forms of products.py (it streams the weight from memory either way).
 
 The packed copy is made at a weight's first product of several rows and kept while the weight lives, beside it:
 those weights take twice their memory. It is made again if the weight is changed in place (or, for a weight made
-under inference_mode, which counts no versions, given new storage). Set
+under inference_mode, which counts no versions, given new storage) and after any torch optimizer's step. Set
 LEANFORMERS_PACKED_WEIGHTS=0 for oneDNN's products of the plain weight instead (no copy).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.weak import WeakIdKeyDictionary
 
 
@@ -31,6 +32,16 @@ PACKING_ROWS = 128  # oneDNN chooses its layout for a number of rows; the packed
 
 # weight -> (the weight's version and address when packed, the packed copy); an entry goes with its weight
 _packed = WeakIdKeyDictionary()
+
+
+def forget(*_) -> None:
+    """Drops every packed copy; the next product packs its weight again. Call it after changing weights through
+    `.data` in place (torch counts no version for that)."""
+    _packed.clear()
+
+
+# torch's fused optimizers change the weights without counting a version: any optimizer step drops the copies
+register_optimizer_step_post_hook(forget)
 
 
 def linear(x, weight, bias=None, activation: str = "none"):
