@@ -34,14 +34,13 @@ PACKING_ROWS = 128  # oneDNN chooses its layout for a number of rows; the packed
 _packed = WeakIdKeyDictionary()
 
 
+_watching_optimizers = False  # whether optimizer steps drop the copies yet (from the first copy on)
+
+
 def forget(*_) -> None:
     """Drops every packed copy; the next product packs its weight again. Call it after changing weights through
     `.data` in place (torch counts no version for that)."""
     _packed.clear()
-
-
-# torch's fused optimizers change the weights without counting a version: any optimizer step drops the copies
-register_optimizer_step_post_hook(forget)
 
 
 def linear(x, weight, bias=None, activation: str = "none"):
@@ -57,6 +56,16 @@ def _packed_weight(weight):
     state = (None if weight.is_inference() else weight._version, weight.data_ptr())
     entry = _packed.get(weight)
     if entry is None or entry[0] != state:
+        _watch_optimizers()
         entry = (state, torch.ops.mkldnn._reorder_linear_weight(weight, PACKING_ROWS))
         _packed[weight] = entry
     return entry[1]
+
+
+def _watch_optimizers() -> None:
+    """torch's fused optimizers change the weights without counting a version: from the first packed copy on, any
+    optimizer's step drops the copies (a process that never packs leaves torch's optimizers alone)."""
+    global _watching_optimizers
+    if not _watching_optimizers:
+        register_optimizer_step_post_hook(forget)
+        _watching_optimizers = True

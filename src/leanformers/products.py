@@ -57,7 +57,7 @@ def linear(x, weight, bias=None):
 
 def linear_gelu(x, weight, bias=None):
     """F.gelu(linear(x, weight, bias)) (the exact GELU), inside oneDNN's product where `linear` takes oneDNN."""
-    if _eager_float32(x, weight) and weight.is_contiguous() and _onednn_form(x, weight, bias):
+    if _eager_float32(x, weight) and _onednn_form(x, weight, bias):
         return packed_weights.linear(x, weight, bias, "gelu")
     return F.gelu(linear(x, weight, bias))
 
@@ -70,11 +70,12 @@ def _eager_float32(x, weight) -> bool:
 
 
 def _onednn_form(x, weight, bias) -> bool:
-    """Two rows or more where oneDNN pays, of operands F.linear accepts (else its error is the clearer); not while
-    torch.compile traces (the packed copies live outside its graph), under a torch function mode (batch_invariant
-    must see F.linear) or under autocast (which would not cast the oneDNN call)."""
-    return (ONEDNN_PAYS and x.numel() > x.shape[-1] and weight.dim() == 2 and weight.shape[1] == x.shape[-1]
-            and weight.shape[0] > 0 and (bias is None or bias.shape == weight.shape[:1])
+    """Two rows or more where oneDNN pays, of operands F.linear accepts (else its error is the clearer) and a
+    row-major weight; not while torch.compile traces (the packed copies live outside its graph), under a torch
+    function mode (batch_invariant must see F.linear) or under autocast (which would not cast the oneDNN call)."""
+    return (ONEDNN_PAYS and x.numel() > x.shape[-1] and weight.dim() == 2 and weight.is_contiguous()
+            and weight.shape[1] == x.shape[-1] and weight.shape[0] > 0
+            and (bias is None or bias.shape == weight.shape[:1])
             and not torch.compiler.is_compiling() and not torch._C._is_torch_function_mode_enabled()
             and not torch.is_autocast_enabled("cpu"))
 
