@@ -1,6 +1,6 @@
 """Side-by-side benchmarks of leanformers and transformers.
 
-    python benchmarks/run.py [--quick] [--only NAME[,NAME]] [--threads N] [--out results.json]
+    python benchmarks/run.py [--quick] [--only NAME[,NAME]] [--threads N] [--avx2-only] [--out results.json]
 
 Each (workload, case, library) runs in its own fresh Python process under the same conditions (thread counts,
 environment, warm-up, median of N). The JSON keeps every raw number; the table shows medians and the speedup
@@ -22,18 +22,30 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import LIBRARIES  # noqa: E402
+from common import BENCH_DIR, LIBRARIES  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
 
-def child_env(threads: int) -> dict:
+def child_env(args) -> dict:
     """The same environment for every measured process."""
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS"):
-        env[var] = str(threads)
+        env[var] = str(args.threads)
+    if args.avx2_only:
+        env["LD_PRELOAD"] = " ".join(filter(None, (str(avx2_only_library()), env.get("LD_PRELOAD"))))
     env.update(HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="true",
                TRANSFORMERS_VERBOSITY="error", PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
     return env
+
+
+def avx2_only_library() -> Path:
+    """avx2_only.c built into the bench fixtures (again when the source changes): preloaded, it hides AVX-512."""
+    source = HERE / "avx2_only.c"
+    built = BENCH_DIR / "avx2_only.so"
+    if not built.exists() or built.stat().st_mtime < source.stat().st_mtime:
+        built.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(built), str(source), "-ldl"], check=True)
+    return built
 
 
 def libraries_of(workload) -> tuple[str, ...]:
@@ -55,7 +67,7 @@ def run_one(workload, lib: str, case: dict, args) -> dict:
     start = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout,
-                              env=child_env(args.threads))
+                              env=child_env(args))
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {args.timeout} s"}
     wall = time.perf_counter() - start
@@ -122,14 +134,16 @@ def describe(result: dict, key: str) -> str:
 
 
 def metadata(args) -> dict:
-    versions = {}
-    for lib in (*LIBRARIES, "torch", "tokenizers", "safetensors", "huggingface_hub"):
-        done = subprocess.run([sys.executable, "-c", f"import {lib}; print({lib}.__version__)"],
-                              capture_output=True, text=True, env=child_env(args.threads))
-        versions[lib] = done.stdout.strip() or "unavailable"
+    def ask(code: str) -> str:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(args))
+        return done.stdout.strip() or "unavailable"
+
+    versions = {lib: ask(f"import {lib}; print({lib}.__version__)")
+                for lib in (*LIBRARIES, "torch", "tokenizers", "safetensors", "huggingface_hub")}
     return {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
             "platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
-            "threads": args.threads, "quick": args.quick, "rounds": args.rounds, "versions": versions}
+            "cpu_capability": ask("import torch; print(torch.backends.cpu.get_cpu_capability())"),
+            "threads": args.threads, "avx2_only": args.avx2_only, "quick": args.quick, "rounds": args.rounds, "versions": versions}
 
 
 def print_table(rows: list[dict]):
@@ -162,6 +176,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=None,
                         help="fresh processes per library and case, alternating order (default 1 quick, 3 full)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per measured process")
+    parser.add_argument("--avx2-only", action="store_true",
+                        help="hide AVX-512 from every measured process (CPUID faulting, Linux: avx2_only.c)")
     parser.add_argument("--out", default=str(HERE / "results" / "results.json"), help="JSON file to write")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)

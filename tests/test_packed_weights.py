@@ -1,5 +1,6 @@
 """packed_weights: products of several rows through oneDNN on a packed copy of each weight (products.py takes them
-where MKL lacks AVX-512; oneDNN's kernels run on any x86 processor, so these run everywhere)."""
+on AVX2 and AVX-512 processors not made by Intel; oneDNN's kernels run on any x86 processor, so these run
+everywhere)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason
 def onednn(monkeypatch):
     """products.py's choice where oneDNN pays, whichever processor runs the test."""
     monkeypatch.setattr(products, "ONEDNN_PAYS", True)
+
+
+@pytest.mark.parametrize("capability, has_kernels", [("AVX512", True), ("AVX2", True), ("DEFAULT", False)])
+def test_available_where_onednn_has_vector_kernels(monkeypatch, capability, has_kernels):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert packed_weights.available() is has_kernels
 
 
 @pytest.mark.parametrize("shape", [(2, 96), (8, 96), (3, 43, 96), (1, 128, 96)])

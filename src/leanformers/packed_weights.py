@@ -2,9 +2,11 @@
 
 On an AMD processor with AVX-512 (measured: an AMD EPYC, 2 threads), MKL's float32 products run at ~165 GFLOP/s,
 apparently on its AVX2 kernels, while oneDNN's reach ~400 with the weight in its packed layout: BERT-base's layer
-products at 128 rows 2.2-2.5x, 8 rows 3.9-5.2x, and its whole forward 1x128 2.4x. With the plain weight oneDNN
-reorders it at every call (a BERT-base forward at 1x128 ~15% slower than packed, the same at 8x128). One row
-keeps the forms of products.py (it streams the weight from memory either way).
+products at 128 rows 2.2-2.5x, 8 rows 3.9-5.2x, and its whole forward 1x128 2.4x. With AVX2 only (the same machine
+with AVX-512 hidden from every library) oneDNN's AVX2 kernels still beat MKL's at 2-256 rows (1.1-2.5x), the
+forward 1.12-1.24x. With the plain weight oneDNN reorders it at every call (a BERT-base forward at 1x128 ~15%
+slower than packed, the same at 8x128). One row keeps the forms of products.py (it streams the weight from memory
+either way).
 
 The packed copy is made at a weight's first product of several rows and kept while the weight lives, beside it:
 those weights take twice their memory. It is made again if the weight is changed in place (or, for a weight made
@@ -21,10 +23,9 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.weak import WeakIdKeyDictionary
 
 
-def avx512() -> bool:
-    """Whether torch's oneDNN is there and this processor runs AVX-512 (oneDNN's kernels use it on any maker's
-    processor; MKL's, on Intel's only)."""
-    return torch.backends.mkldnn.is_available() and torch.backends.cpu.get_cpu_capability() == "AVX512"
+def available() -> bool:
+    """Whether torch's oneDNN is there and this processor runs AVX2 or AVX-512 (oneDNN has kernels for both)."""
+    return torch.backends.mkldnn.is_available() and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
 
 
 KEEP_PACKED = os.environ.get("LEANFORMERS_PACKED_WEIGHTS", "1") != "0"

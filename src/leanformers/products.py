@@ -133,9 +133,9 @@ def _cpu_vendor(cpuinfo: str = "/proc/cpuinfo") -> str:
 # at 16 rows, even at 8). Other processors keep the forms first measured (AMD's).
 INTEL = _cpu_vendor() == "GenuineIntel"
 SPLIT_PAYS = not INTEL
-# On an AMD EPYC with AVX-512, oneDNN's products of packed weights beat every MKL form from two rows on (2-5x:
-# packed_weights.py); one row keeps the split.
-ONEDNN_PAYS = not INTEL and packed_weights.avx512()
+# On an AMD EPYC, oneDNN's products of packed weights beat every MKL form from two rows on (2-5x with AVX-512,
+# 1.1-2.5x with AVX2 only: packed_weights.py); one row keeps the split.
+ONEDNN_PAYS = not INTEL and packed_weights.available()
 _COLUMN_FORM_ROWS = 16 if INTEL else 2  # fewest rows run as weight @ x.T
 
 

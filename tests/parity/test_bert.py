@@ -45,7 +45,7 @@ def test_head_matches_reference(saved, name):
 
 @pytest.mark.parametrize("name", ["BertModel", "BertForMaskedLM"])
 def test_head_matches_reference_through_onednn(saved, name, monkeypatch):
-    """The products and the GELU through oneDNN on packed weights (the form taken where MKL lacks AVX-512)."""
+    """The products and the GELU through oneDNN on packed weights (the form taken on processors not made by Intel)."""
     monkeypatch.setattr(products, "ONEDNN_PAYS", True)
     calls = []
     monkeypatch.setattr(products.packed_weights, "linear",
