@@ -101,6 +101,30 @@ def test_forget_after_a_change_through_data(onednn):
         torch.testing.assert_close(products.linear(x, layer.weight, layer.bias), layer(x), rtol=1e-5, atol=1e-5)
 
 
+def test_a_view_made_at_every_call_is_packed_once(onednn, monkeypatch):
+    """GPT-2's Conv1D passes `weight.t()`, a new tensor at each call: its copy is kept with the weight."""
+    packings = []
+    reorder = torch.ops.mkldnn._reorder_linear_weight
+    monkeypatch.setattr(packed_weights.torch.ops.mkldnn, "_reorder_linear_weight",
+                        lambda *args: packings.append(1) or reorder(*args), raising=False)
+    weight = nn.Parameter(torch.randn(48, 32).t())  # (in, out), laid out so that its (out, in) view is row-major
+    x = torch.randn(4, 32)
+    with torch.no_grad():
+        for _ in range(3):
+            torch.testing.assert_close(products.linear(x, weight.t()), x @ weight, rtol=1e-5, atol=1e-5)
+    assert len(packings) == 1
+
+
+def test_views_of_one_weight_keep_a_copy_each(onednn):
+    weight, x = torch.randn(96, 32), torch.randn(4, 32)
+    with torch.no_grad():
+        for _ in range(2):
+            for rows in (slice(0, 32), slice(32, 96), slice(None)):
+                part = weight[rows]
+                torch.testing.assert_close(products.linear(x, part), F.linear(x, part), rtol=1e-5, atol=1e-5)
+        assert len(packed_weights._packed[weight]) == 3
+
+
 def test_a_weight_made_under_inference_mode(onednn):
     with torch.inference_mode():
         layer, x = nn.Linear(32, 48), torch.randn(4, 32)  # an inference tensor counts no versions

@@ -31,7 +31,8 @@ def available() -> bool:
 KEEP_PACKED = os.environ.get("LEANFORMERS_PACKED_WEIGHTS", "1") != "0"
 PACKING_ROWS = 128  # oneDNN chooses its layout for a number of rows; the packed weight serves any number
 
-# weight -> (the weight's version and address when packed, the packed copy); an entry goes with its weight
+# weight (a view's base) -> {a view's (offset, shape, strides): (its version and address when packed, its packed
+# copy)}; an entry goes with its weight
 _packed = WeakIdKeyDictionary()
 
 
@@ -53,13 +54,16 @@ def linear(x, weight, bias=None, activation: str = "none"):
 
 
 def _packed_weight(weight):
+    # a view made at each call (GPT-2's Conv1D passes `weight.t()`) is a new tensor every time: the copies are kept
+    # with the view's base, one for each place and shape of a view
+    copies = _packed.setdefault(weight if weight._base is None else weight._base, {})
+    view = (weight.storage_offset(), weight.shape, weight.stride())
     # tensors made under inference_mode count no versions: for them only a new address is seen
     state = (None if weight.is_inference() else weight._version, weight.data_ptr())
-    entry = _packed.get(weight)
+    entry = copies.get(view)
     if entry is None or entry[0] != state:
         _watch_optimizers()
-        entry = (state, torch.ops.mkldnn._reorder_linear_weight(weight, PACKING_ROWS))
-        _packed[weight] = entry
+        entry = copies[view] = (state, torch.ops.mkldnn._reorder_linear_weight(weight, PACKING_ROWS))
     return entry[1]
 
 
