@@ -75,6 +75,21 @@ def test_frozen_weights_are_those_of_the_model_decoding():
     assert [weight() for weight in weights] == [None, None]
 
 
+@pytest.mark.parametrize("backend", ["eager", "inductor"])
+def test_steps_for_other_shapes_in_turn_decode_like_eager(backend):
+    """After its first step a generation checks only the guards that tell its compiled steps apart: steps compiled
+    for other batch sizes and cache lengths in turn must each still be picked for their own shapes."""
+    torch._dynamo.reset()
+    model = _tiny("gpt2")
+    for rows, new in ((slice(None), 6), (slice(1), 6), (slice(None), 9), (slice(1, None), 6), (slice(None), 6)):
+        eager = model.generate(PROMPTS[rows], attention_mask=MASK[rows], **{**GREEDY, "max_new_tokens": new})
+        stepped = model.generate(PROMPTS[rows], attention_mask=MASK[rows], cache_implementation="static",
+                                 compile_config=leanformers.CompileConfig(backend=backend),
+                                 **{**GREEDY, "max_new_tokens": new})
+        assert torch.equal(stepped.sequences, eager.sequences)
+        torch.testing.assert_close(torch.stack(stepped.logits), torch.stack(eager.logits), rtol=1e-4, atol=1e-4)
+
+
 def test_options_override_the_cpu_settings():
     settings = compiled.inductor_settings(leanformers.CompileConfig(options={"freezing": False}), torch.device("cpu"))
     assert settings["freezing"] is False and settings["max_autotune"]

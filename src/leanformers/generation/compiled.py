@@ -19,6 +19,7 @@ change, so that the next step compiles with the new values.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -172,7 +173,8 @@ class _DecodingStep:
         keys = [layer._keys for layer in cache.layers]
         values = [layer._values for layer in cache.layers]
         ids = inputs["input_ids"]
-        if self.mask is None:
+        first = self.mask is None
+        if first:
             self.mask = torch.zeros(ids.shape[0], keys[0].shape[2], dtype=torch.bool, device=ids.device)
             for buffer in keys + values:  # masked slots get no weight, but 0 * NaN of stale memory would be NaN
                 buffer[:, :, slot:].zero_()
@@ -185,7 +187,7 @@ class _DecodingStep:
         frames_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
         modules_before = len(self.built.inductor_modules())
         start = time.perf_counter()
-        with self.settings:
+        with self.settings, self._guards(first):
             logits = self.compiled(self.model, ids, positions, position, self.mask[:, None, None, :], keys, values)
         if torch._dynamo.utils.counters["stats"]["unique_graphs"] != frames_before:
             last_compile_seconds = time.perf_counter() - start
@@ -196,3 +198,10 @@ class _DecodingStep:
         for layer in cache.layers:
             layer.length = slot + 1
         return CausalLMOutputWithPast(logits=logits, past_key_values=cache)
+
+    @staticmethod
+    def _guards(first: bool):
+        """torch.compile's guards in full at a generation's first step, which compiles or picks the step for these
+        shapes; later steps of the same generation pass the same model, buffers and shapes, so only the guards
+        telling apart the steps compiled so far run (~0.5 ms a step less on CPU)."""
+        return contextlib.nullcontext() if first else torch.compiler.set_stance(skip_guard_eval_unsafe=True)
