@@ -45,7 +45,8 @@ def run(args):
     path = str(CHECKPOINTS[args.model])
     if args.work == "decode":
         model = lib.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        ids = torch.randint(100, model.config.vocab_size - 100, (args.batch, 32), generator=torch.Generator().manual_seed(0))
+        ids = torch.randint(100, model.config.vocab_size - 100, (args.batch, 32),
+                            generator=torch.Generator().manual_seed(0))
         options = dict(max_new_tokens=args.steps, min_new_tokens=args.steps, do_sample=False, pad_token_id=0)
 
         def work():

@@ -143,7 +143,8 @@ def metadata(args) -> dict:
     return {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
             "platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
             "cpu_capability": ask("import torch; print(torch.backends.cpu.get_cpu_capability())"),
-            "threads": args.threads, "avx2_only": args.avx2_only, "quick": args.quick, "rounds": args.rounds, "versions": versions}
+            "threads": args.threads, "avx2_only": args.avx2_only, "quick": args.quick, "rounds": args.rounds,
+            "versions": versions}
 
 
 def print_table(rows: list[dict]):

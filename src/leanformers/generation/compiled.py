@@ -203,5 +203,5 @@ class _DecodingStep:
     def _guards(first: bool):
         """torch.compile's guards in full at a generation's first step, which compiles or picks the step for these
         shapes; later steps of the same generation pass the same model, buffers and shapes, so only the guards
-        telling apart the steps compiled so far run (~0.5 ms a step less on CPU)."""
+        telling apart the steps compiled so far run (GPT-2-small on CPU: ~570 -> ~190 us a step)."""
         return contextlib.nullcontext() if first else torch.compiler.set_stance(skip_guard_eval_unsafe=True)
