@@ -105,7 +105,7 @@ def test_a_view_made_at_every_call_is_packed_once(onednn, monkeypatch):
     """GPT-2's Conv1D passes `weight.t()`, a new tensor at each call: its copy is kept with the weight."""
     packings = []
     reorder = torch.ops.mkldnn._reorder_linear_weight
-    monkeypatch.setattr(packed_weights.torch.ops.mkldnn, "_reorder_linear_weight",
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight",
                         lambda *args: packings.append(1) or reorder(*args), raising=False)
     weight = nn.Parameter(torch.randn(48, 32).t())  # (in, out), laid out so that its (out, in) view is row-major
     x = torch.randn(4, 32)

@@ -90,6 +90,18 @@ def test_steps_for_other_shapes_in_turn_decode_like_eager(backend):
         torch.testing.assert_close(torch.stack(stepped.logits), torch.stack(eager.logits), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_later_steps_skip_guards_only_in_a_lone_thread(monkeypatch, threads):
+    """torch's stance holds for the whole process: with another Python thread alive every step keeps its guards."""
+    stances = []
+    set_stance = torch.compiler.set_stance
+    monkeypatch.setattr(torch.compiler, "set_stance", lambda **kw: stances.append(kw) or set_stance(**kw))
+    monkeypatch.setattr(compiled.threading, "active_count", lambda: threads)
+    torch._dynamo.reset()
+    _assert_same_decoding(_tiny("gpt2"), backend="eager")
+    assert stances == ([{"skip_guard_eval_unsafe": True}] * (GREEDY["max_new_tokens"] - 2) if threads == 1 else [])
+
+
 def test_options_override_the_cpu_settings():
     settings = compiled.inductor_settings(leanformers.CompileConfig(options={"freezing": False}), torch.device("cpu"))
     assert settings["freezing"] is False and settings["max_autotune"]

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import sys
+import threading
 import time
 import types
 import weakref
@@ -203,5 +204,9 @@ class _DecodingStep:
     def _guards(first: bool):
         """torch.compile's guards in full at a generation's first step, which compiles or picks the step for these
         shapes; later steps of the same generation pass the same model, buffers and shapes, so only the guards
-        telling apart the steps compiled so far run (GPT-2-small on CPU: ~570 -> ~190 us a step)."""
-        return contextlib.nullcontext() if first else torch.compiler.set_stance(skip_guard_eval_unsafe=True)
+        telling apart the steps compiled so far run (GPT-2-small on CPU: ~570 -> ~190 us a step). Only while no
+        other Python thread runs: torch's stance holds for the whole process, and another thread's compiled call
+        (another generation's first step) must keep its guards."""
+        if first or threading.active_count() > 1:
+            return contextlib.nullcontext()
+        return torch.compiler.set_stance(skip_guard_eval_unsafe=True)
