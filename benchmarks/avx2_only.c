@@ -47,9 +47,11 @@ int sigaction(int signal, const struct sigaction *action, struct sigaction *prev
 }
 
 sighandler_t signal(int signal, sighandler_t handler) {
-    struct sigaction action = {.sa_handler = handler}, previous;
-    sigemptyset(&action.sa_mask);
-    return sigaction(signal, &action, &previous) == 0 ? previous.sa_handler : SIG_ERR;
+    if (signal != SIGSEGV)  /* glibc's own, with its restarting semantics */
+        return ((sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal"))(signal, handler);
+    sighandler_t previous = program_handler.sa_handler;
+    program_handler = (struct sigaction){.sa_handler = handler, .sa_flags = SA_RESTART};
+    return previous;
 }
 
 static void pass_on(int signal, siginfo_t *info, void *context) {
@@ -77,7 +79,8 @@ static void masked_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) {
 static void on_fault(int signal, siginfo_t *info, void *context) {
     greg_t *regs = ((ucontext_t *)context)->uc_mcontext.gregs;
     const unsigned char *at = (const unsigned char *)regs[REG_RIP];
-    if (at[0] != 0x0f || at[1] != 0xa2) {
+    /* a faulting CPUID comes as a general protection fault (SI_KERNEL); a bad address must not be read here */
+    if (info->si_code != SI_KERNEL || at[0] != 0x0f || at[1] != 0xa2) {
         pass_on(signal, info, context);
         return;
     }
