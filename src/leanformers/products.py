@@ -38,10 +38,10 @@ def linear(x, weight, bias=None):
         several_rows = x.numel() > x.shape[-1]
         return (step_operators.linear(x, weight, bias) if several_rows and step_operators.loaded()
                 else F.linear(x, weight, bias))
-    if weight.dim() != 2 or not weight.is_contiguous():
-        return F.linear(x, weight, bias)
     if _onednn_form(x, weight, bias):
         return packed_weights.linear(x, weight, bias)
+    if weight.dim() != 2 or not weight.is_contiguous():
+        return F.linear(x, weight, bias)
     rows = x.numel() // max(x.shape[-1], 1)
     if not 1 <= rows <= _SPLIT_MAX_ROWS:
         return F.linear(x, weight, bias)
