@@ -10,7 +10,10 @@
    process; the fault's handler runs the instruction itself and clears the AVX-512 and AMX feature bits from what it
    returns. The preload reaches child processes through the environment (a new program starts with CPUID allowed
    again). A handler the program installs for SIGSEGV later is kept behind this one and gets every other fault.
-   The microarchitecture and the memory stay this machine's: only the instruction set is an AVX2 one. */
+   The microarchitecture and the memory stay this machine's: only the instruction set is an AVX2 one.
+   torch's inductor keys its cache of compiled code by its settings, not by the processor, so its kernels written
+   for AVX-512 would be handed back to AVX2 builds (and the reverse): unless TORCHINDUCTOR_CACHE_DIR is set, the
+   emulated machine gets a cache directory of its own. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <signal.h>
@@ -95,7 +98,15 @@ static void on_fault(int signal, siginfo_t *info, void *context) {
     regs[REG_RIP] += 2;
 }
 
+static void own_compile_cache(void) {
+    const char *temp = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/torchinductor_avx2_only_%u", temp && *temp ? temp : "/tmp", (unsigned)getuid());
+    setenv("TORCHINDUCTOR_CACHE_DIR", path, 0);
+}
+
 __attribute__((constructor)) static void hide_avx512(void) {
+    own_compile_cache();
     struct sigaction action = {.sa_sigaction = on_fault, .sa_flags = SA_SIGINFO | SA_NODEFER};
     sigemptyset(&action.sa_mask);
     if (real_sigaction()(SIGSEGV, &action, NULL) != 0 || set_cpuid_allowed(0) != 0) {

@@ -20,6 +20,7 @@ cannot be built, the steps keep inductor's GEMMs and SDPA.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -129,14 +130,22 @@ def compile_command(source: Path) -> list[str]:
             str(source), f"-L{torch_dir / 'lib'}", "-ltorch_cpu", "-lc10", f"-Wl,-rpath,{torch_dir / 'lib'}"]
 
 
+@functools.cache
+def processor() -> str:
+    """What code built with -march=native depends on: torch's CPU capability (what CPUID says, AVX-512 hidden or
+    not) and, on Linux, the processor's feature flags (two AVX-512 processors differ in their extensions), so that a
+    cache folder shared by machines keeps a build for each."""
+    try:
+        flags = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")][:1]
+    except OSError:
+        flags = []
+    return "\n".join([torch.backends.cpu.get_cpu_capability(), *flags])
+
+
 def _built() -> Path:
     """The operator's shared library for this processor, built into inductor's cache folder if not there yet."""
-    from torch._inductor.runtime.cache_dir_utils import cache_dir
-
     command = compile_command(SOURCES[0])
-    made_of = [torch.__version__, torch.backends.cpu.get_cpu_capability(), *command, *(s.read_text() for s in SOURCES)]
-    key = hashlib.sha256("\0".join(made_of).encode())
-    path = Path(cache_dir()) / "leanformers" / f"step_operators-{key.hexdigest()[:20]}.so"
+    path = library_path(command)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=path.parent) as work:  # whole or not at all, whoever builds beside us
@@ -144,3 +153,12 @@ def _built() -> Path:
             subprocess.run([*command, "-o", str(built)], check=True, capture_output=True, text=True)
             os.replace(built, path)
     return path
+
+
+def library_path(command: list[str]) -> Path:
+    """Where the library `command` builds is kept: named by all it is made of."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    made_of = [torch.__version__, processor(), *command, *(s.read_text() for s in SOURCES)]
+    key = hashlib.sha256("\0".join(made_of).encode())
+    return Path(cache_dir()) / "leanformers" / f"step_operators-{key.hexdigest()[:20]}.so"

@@ -5,8 +5,13 @@ decodes eagerly."""
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import os
+import subprocess
+import sys
 import weakref
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,6 +111,37 @@ def test_options_override_the_cpu_settings():
     settings = compiled.inductor_settings(leanformers.CompileConfig(options={"freezing": False}), torch.device("cpu"))
     assert settings["freezing"] is False and settings["max_autotune"]
     assert compiled.inductor_settings(leanformers.CompileConfig(backend="eager"), torch.device("cpu")) == {}
+
+
+SHARED_CACHE_RUN = """
+import json, sys, torch, leanformers
+from torch._dynamo.utils import counters
+sys.path.insert(0, sys.argv[1])
+from test_compiled_decoding import GREEDY, MASK, PROMPTS, _tiny
+model = _tiny("llama")
+eager = model.generate(PROMPTS, attention_mask=MASK, **GREEDY)
+stepped = model.generate(PROMPTS, attention_mask=MASK, cache_implementation="static",
+                         compile_config=leanformers.CompileConfig(), **GREEDY)
+print(json.dumps({"same": torch.equal(stepped.sequences, eager.sequences)
+                  and torch.allclose(torch.stack(stepped.logits), torch.stack(eager.logits), rtol=1e-4, atol=1e-4),
+                  "cache": sorted(key for key in counters["inductor"] if key.startswith("fxgraph_cache"))}))
+"""
+
+
+def test_a_compile_cache_shared_with_another_vector_width_is_not_reused(tmp_path):
+    """Inductor's cache of compiled graphs knows its settings, not the CPU: a step compiled for AVX2 (8 floats a
+    vector) and handed back on an AVX-512 machine (16) wrote past its buffers. The vector width is now a setting."""
+    def run(**env):
+        done = subprocess.run([sys.executable, "-c", SHARED_CACHE_RUN, str(Path(__file__).parent)], text=True,
+                              capture_output=True, timeout=600,
+                              env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path), **env})
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.splitlines()[-1])
+
+    assert run(ATEN_CPU_CAPABILITY="avx2") == {"same": True, "cache": ["fxgraph_cache_miss"]}
+    native_width = compiled.inductor_settings(leanformers.CompileConfig(), torch.device("cpu")).get("cpp.simdlen")
+    reused = "fxgraph_cache_hit" if native_width == 256 else "fxgraph_cache_miss"
+    assert run() == {"same": True, "cache": [reused]}
 
 
 def test_steps_are_one_graph():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,6 +127,22 @@ def test_a_failed_build_leaves_inductor_products(monkeypatch, caplog):
     assert "leanformers::packed_linear" not in names and "leanformers::step_attention" not in names
     assert torch.equal(stepped.sequences, eager.sequences)
     torch._dynamo.reset()  # later tests compile with the operator again
+
+
+def test_each_processor_keeps_its_own_build(monkeypatch):
+    """Built with -march=native: machines sharing a cache folder must not load each other's library (an AVX-512
+    build on an AVX2 machine, or one AVX-512 processor's extensions on another)."""
+    here = step_operators.processor()
+    assert here.splitlines()[0] == torch.backends.cpu.get_cpu_capability()
+    if Path("/proc/cpuinfo").exists():
+        assert here.splitlines()[1].startswith("flags")
+    command = step_operators.compile_command(step_operators.SOURCES[0])
+    paths = set()
+    others = ("AVX2\nflags : fpu avx2", "AVX512\nflags : fpu avx2 avx512f", "AVX512\nflags : avx512f amx_tile")
+    for other in (here, *others):
+        monkeypatch.setattr(step_operators, "processor", lambda: other)
+        paths.add(step_operators.library_path(command))
+    assert len(paths) == 4
 
 
 def test_one_row_steps_keep_inductor_products_and_attend_through_the_operator(operator):

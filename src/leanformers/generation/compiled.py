@@ -67,8 +67,19 @@ def inductor_settings(config: CompileConfig, device: torch.device) -> dict:
     """The inductor settings a decoding step of a model on `device` compiles under."""
     options = dict(config.options or {})
     if config.backend == "inductor" and device.type == "cpu":
-        return {**CPU_INDUCTOR_SETTINGS, **options}
+        return {**CPU_INDUCTOR_SETTINGS, **_vector_width(), **options}
     return options
+
+
+def _vector_width() -> dict:
+    """The vector width inductor picks here, as a setting. Inductor keys its cache of compiled graphs by its
+    settings, not by the CPU: without it a cache shared by machines of other widths (or runs under another
+    ATEN_CPU_CAPABILITY) hands back kernels written for 8 floats a vector to code built for 16, or the reverse
+    (seen: wrong values, heap corruption)."""
+    from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+    isa = pick_vec_isa()
+    return {"cpp.simdlen": isa.bit_width()} if isa else {}
 
 
 def _step(model, input_ids, position_ids, slot, mask, keys, values):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from .. import step_operators
 from . import row_products
 from .slots import ServingStep
 
@@ -46,7 +47,7 @@ def step_key(model) -> str:
     parts = {"format": FORMAT, "class": f"{type(model).__module__}.{type(model).__qualname__}",
              "config": json.loads(model.config.to_json_string(use_diff=False)), "dtype": str(model.dtype),
              "torch": torch.__version__, "leanformers": __version__,
-             "cpu": torch.backends.cpu.get_cpu_capability(),
+             "cpu": step_operators.processor(),
              "products": hashlib.sha256(row_products.SOURCE.read_bytes()).hexdigest()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
