@@ -164,9 +164,11 @@ def test_one_row_autograd_and_autocast_keep_the_other_forms(onednn, monkeypatch)
     assert taken == []
 
 
-@pytest.mark.parametrize("through_onednn", [True, False])
-def test_linear_then_gelu_equals_the_two_calls(monkeypatch, through_onednn):
+@pytest.mark.parametrize("through_onednn, gelu_in_product", [(True, True), (True, False), (False, False)])
+def test_linear_then_gelu_equals_the_two_calls(monkeypatch, through_onednn, gelu_in_product):
+    """oneDNN's GELU inside its product (AVX-512), or torch's after it, in place (AVX2), or neither."""
     monkeypatch.setattr(products, "ONEDNN_PAYS", through_onednn)
+    monkeypatch.setattr(products, "GELU_IN_PRODUCT", gelu_in_product)
     torch.manual_seed(0)
     layer, gelu = nn.Linear(64, 256), activations.activation_module("gelu")
     x = torch.randn(2, 9, 64) * 3

@@ -43,16 +43,19 @@ def test_head_matches_reference(saved, name):
     check_head(getattr(bert, name), getattr(leanformers, HEADS[name][0]), folder, reference, name)
 
 
+@pytest.mark.parametrize("gelu_in_product", [True, False])
 @pytest.mark.parametrize("name", ["BertModel", "BertForMaskedLM"])
-def test_head_matches_reference_through_onednn(saved, name, monkeypatch):
-    """The products and the GELU through oneDNN on packed weights (the form taken on processors not made by Intel)."""
+def test_head_matches_reference_through_onednn(saved, name, monkeypatch, gelu_in_product):
+    """The products through oneDNN on packed weights (the form taken on processors not made by Intel), the GELU
+    inside them (AVX-512) or after them (AVX2)."""
     monkeypatch.setattr(products, "ONEDNN_PAYS", True)
+    monkeypatch.setattr(products, "GELU_IN_PRODUCT", gelu_in_product)
     calls = []
     monkeypatch.setattr(products.packed_weights, "linear",
                         lambda *args: calls.append(args[3:]) or packed_weights_linear(*args))
     folder, reference = saved(name)
     check_head(getattr(bert, name), getattr(leanformers, HEADS[name][0]), folder, reference, name)
-    assert ("gelu",) in calls and () in calls
+    assert (("gelu",) in calls) == gelu_in_product and () in calls
 
 
 @pytest.mark.parametrize("name", ["BertModel", "BertForMaskedLM", "BertForSequenceClassification"])
