@@ -56,7 +56,8 @@ def linear(x, weight, bias=None):
 
 
 def linear_gelu(x, weight, bias=None):
-    """F.gelu(linear(x, weight, bias)) (the exact GELU), inside oneDNN's product where `linear` takes oneDNN."""
+    """F.gelu(linear(x, weight, bias)) (the exact GELU); where `linear` takes oneDNN, inside its product with
+    AVX-512 and right after it with AVX2 only."""
     if _eager_float32(x, weight) and _onednn_form(x, weight, bias):
         if GELU_IN_PRODUCT:
             return packed_weights.linear(x, weight, bias, "gelu")
